@@ -1,0 +1,76 @@
+/**
+ * How the command line shows things to people: errors with an excerpt of the line, plans as short tables.
+ * Colour only on a terminal (and never with NO_COLOR).
+ */
+import type { ConfigError } from '../config/errors.js';
+import type { Snapshot } from '../config/model.js';
+import type { NodePlan, UpstreamGroup } from '../plan/node-plan.js';
+
+export interface Style {
+  red(s: string): string;
+  bold(s: string): string;
+  dim(s: string): string;
+  green(s: string): string;
+}
+
+export function styleFor(stream: NodeJS.WriteStream): Style {
+  const on = Boolean(stream.isTTY) && !process.env.NO_COLOR;
+  const wrap = (a: number, b: number) => (s: string) => (on ? `\x1b[${a}m${s}\x1b[${b}m` : s);
+  return { red: wrap(31, 39), bold: wrap(1, 22), dim: wrap(2, 22), green: wrap(32, 39) };
+}
+
+/** `file:line:col CODE sentence`, then the line with a caret under the column. */
+export function formatError(e: ConfigError, style: Style): string {
+  const head = `${style.bold(`${e.file}:${e.line}:${e.col}`)} ${style.red(e.code)} ${e.message}`;
+  if (e.source === undefined) return head;
+  const num = String(e.line);
+  const pad = ' '.repeat(num.length);
+  const text = e.source.length > 160 ? `${e.source.slice(0, 157)}...` : e.source;
+  const caret = e.col <= text.length + 1 ? `\n  ${pad} | ${' '.repeat(Math.max(0, e.col - 1))}${style.red('^')}` : '';
+  return `${head}\n  ${style.dim(num)} | ${text}${caret}`;
+}
+
+export function summary(s: Snapshot): string {
+  const n = (count: number, word: string) => `${count} ${word}${count === 1 ? '' : 's'}`;
+  return [
+    n(s.nodes.size, 'node'),
+    n(s.apps.size, 'app'),
+    n(s.externals.size, 'external'),
+    n(s.instances.length, 'instance'),
+    n(s.exposures.size, 'exposure'),
+  ].join(', ');
+}
+
+function upstreams(g: UpstreamGroup): string {
+  if (g.upstreams.length === 0) return `${g.service} (no instances)`;
+  const list = g.upstreams.map((u) => `${u.host}:${u.port}${u.node ? ` (${u.node}${u.local ? ', local' : ''})` : ''}`);
+  return `${g.service} → ${list.join(', ')}`;
+}
+
+export function formatPlan(plan: NodePlan, style: Style): string {
+  const out: string[] = [];
+  out.push(`${style.bold(`node ${plan.node}`)} (${plan.address}), revision ${plan.revision}`);
+  out.push('', style.bold(`instances (${plan.instances.length})`));
+  for (const i of plan.instances) {
+    const ports = i.provides.map((p) => `${p.port}/${p.protocol}`).join(' ');
+    out.push(`  ${`${i.app} #${i.instance}`.padEnd(20)} ${i.image}:${i.version} (${i.runtime})${ports ? `  provides ${ports}` : ''}`);
+  }
+  out.push('', style.bold(`listeners (${plan.listeners.length})`));
+  for (const l of plan.listeners) {
+    const [first, ...rest] = l.groups;
+    const fb = rest.length ? `; fallback ${rest.map(upstreams).join('; then ')}` : '';
+    out.push(`  ${`${l.bind}:${l.port}`.padEnd(20)} ${l.protocol.padEnd(5)} ${first ? upstreams(first) : ''}${fb}  ${style.dim(`for ${l.for.join(', ')}`)}`);
+  }
+  out.push('', style.bold(`exposures (${plan.exposures.length})`));
+  for (const e of plan.exposures) {
+    const hosts = e.hosts.length ? ` ${e.hosts.join(', ')}${e.path ?? ''}` : '';
+    const tls = e.tls ? ' tls' : '';
+    out.push(`  ${e.name.padEnd(20)} ${e.bind}:${e.port} ${e.protocol}${tls}${hosts} → ${e.groups.map(upstreams).join('; then ')}`);
+  }
+  out.push('', style.bold(`config files (${plan.files.length})`));
+  for (const f of plan.files) {
+    const change = f.onChange === 'reload' ? `reload with ${f.signal}` : f.onChange;
+    out.push(`  ${f.path.padEnd(28)} ← ${f.source} ${style.dim(`(${f.app}; on change: ${change}; sha256 ${f.sha256.slice(0, 12)})`)}`);
+  }
+  return out.join('\n');
+}

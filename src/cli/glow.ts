@@ -1,0 +1,50 @@
+#!/usr/bin/env node
+/**
+ * `glow`: the command line. Each command is a small module; this file only dispatches.
+ */
+import { GlowError } from '../config/errors.js';
+import { runCheck } from './check.js';
+import { runPlan } from './plan.js';
+
+const HELP = `glow — a damn simple private PaaS
+
+Usage
+  glow check [DIR] [--json]              validate a config repository
+  glow plan [DIR] --node NAME [--json]   what a node runs: instances, proxy listeners, exposures, files
+
+Run \`glow COMMAND --help\` for a command's options. The repository DIR defaults to the current directory.
+Docs: docs/config.md (the files), docs/errors.md (every error code).`;
+
+type Command = (argv: string[]) => Promise<number> | number;
+const COMMANDS: Record<string, Command> = { check: runCheck, plan: runPlan };
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(`${HELP}\n`);
+    return name === undefined ? 2 : 0;
+  }
+  if (name === '--version') {
+    const { createRequire } = await import('node:module');
+    const pkg = createRequire(import.meta.url)('../../../package.json') as { version: string };
+    process.stdout.write(`${pkg.version}\n`);
+    return 0;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    process.stderr.write(`glow: unknown command \`${name}\`\n\n${HELP}\n`);
+    return 2;
+  }
+  return command(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    if (e instanceof GlowError) process.stderr.write(`glow: ${e.code} ${e.message}\n`);
+    else process.stderr.write(`glow: ${(e as Error)?.stack ?? String(e)}\n`);
+    process.exitCode = e instanceof GlowError ? 1 : 70;
+  },
+);

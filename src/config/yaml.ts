@@ -1,0 +1,225 @@
+/**
+ * YAML with source positions. A file is parsed once into a YAML document (kept for locating errors) and its
+ * plain JavaScript value (what the schema and the model see). `locate()` maps a path inside the value back to the
+ * line and column of the offending key or value, so that an error points where the operator must look.
+ */
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
+import type { Document, Node as YamlNode, Pair } from 'yaml';
+import { ConfigError } from './errors.js';
+import type { ConfigCode, Position } from './errors.js';
+
+/** Files over this size are refused before parsing. */
+export const MAX_YAML_BYTES = 1024 * 1024;
+/** The most alias expansions one file may make: enough for sharing a block or two, far from an alias bomb. */
+export const MAX_ALIAS_COUNT = 100;
+
+export type PathSegment = string | number;
+export type Path = readonly PathSegment[];
+
+/** A parsed YAML file: its value and enough of its source to point at any part of it. */
+export class YamlFile {
+  readonly file: string;
+  readonly value: unknown;
+  readonly #doc: Document.Parsed;
+  readonly #text: string;
+  readonly #lines: LineCounter;
+  #sourceLines: string[] | undefined;
+
+  constructor(file: string, text: string, doc: Document.Parsed, lines: LineCounter, value: unknown) {
+    this.file = file;
+    this.value = value;
+    this.#doc = doc;
+    this.#text = text;
+    this.#lines = lines;
+  }
+
+  /** The position of the key (`part: 'key'`) or the value at `path`; the nearest existing ancestor if absent. */
+  locate(path: Path, part: 'key' | 'value' = 'value'): Position {
+    let node: unknown = this.#doc.contents;
+    let best = this.#offsetOf(node) ?? 0;
+    for (let i = 0; i < path.length; i++) {
+      const seg = path[i]!;
+      node = this.#deref(node);
+      let next: unknown;
+      if (isMap(node)) {
+        const pair = node.items.find((p) => keyMatches(p, seg));
+        if (!pair) break;
+        const keyAt = this.#offsetOf(pair.key);
+        if (keyAt !== undefined) best = keyAt;
+        if (i === path.length - 1 && part === 'key') return this.#pos(best);
+        next = pair.value;
+      } else if (isSeq(node) && typeof seg === 'number') {
+        next = node.items[seg];
+      } else {
+        break;
+      }
+      const at = this.#offsetOf(next);
+      if (next === undefined || next === null) break;
+      if (at !== undefined) best = at;
+      node = next;
+    }
+    return this.#pos(best);
+  }
+
+  /** The text of one source line, for an excerpt. */
+  sourceLine(line: number): string | undefined {
+    this.#sourceLines ??= this.#text.split(/\r?\n/);
+    return this.#sourceLines[line - 1];
+  }
+
+  /** A ConfigError pointing at `path` in this file. */
+  error(code: ConfigCode, path: Path, message: string, part: 'key' | 'value' = 'value'): ConfigError {
+    const at = this.locate(path, part);
+    return new ConfigError(code, this.file, at, message, this.sourceLine(at.line));
+  }
+
+  #deref(node: unknown): unknown {
+    return isAlias(node) ? node.resolve(this.#doc) : node;
+  }
+
+  #offsetOf(node: unknown): number | undefined {
+    const range = (node as YamlNode | null | undefined)?.range;
+    return range ? range[0] : undefined;
+  }
+
+  #pos(offset: number): Position {
+    const { line, col } = this.#lines.linePos(offset);
+    return { line, col };
+  }
+}
+
+function keyMatches(pair: Pair, seg: PathSegment): boolean {
+  const key = pair.key;
+  if (isScalar(key)) return String(key.value) === String(seg);
+  return false;
+}
+
+export type ParseResult = { ok: true; file: YamlFile } | { ok: false; errors: ConfigError[] };
+
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+
+/**
+ * Parses one YAML file of the repository: size, encoding, syntax, duplicate keys, aliases, emptiness and a
+ * mapping at the top level are all checked here, every problem reported with its position.
+ */
+export function parseYamlFile(file: string, bytes: Uint8Array): ParseResult {
+  const fail = (code: ConfigCode, at: Position, message: string, source?: string): ParseResult => ({
+    ok: false,
+    errors: [new ConfigError(code, file, at, message, source)],
+  });
+  if (bytes.length > MAX_YAML_BYTES) {
+    return fail(
+      'GLOW_E_FILE_TOO_LARGE',
+      { line: 1, col: 1 },
+      `this file is ${bytes.length} bytes; YAML files may be at most ${MAX_YAML_BYTES} bytes (1 MiB) — split it or move data into files/`,
+    );
+  }
+  let text: string;
+  try {
+    text = utf8.decode(bytes);
+  } catch {
+    const bad = firstInvalidUtf8(bytes);
+    const before = Buffer.from(bytes.subarray(0, bad)).toString('utf8');
+    const lines = before.split('\n');
+    const at = { line: lines.length, col: (lines[lines.length - 1]?.length ?? 0) + 1 };
+    return fail(
+      'GLOW_E_FILE_NOT_UTF8',
+      at,
+      `byte 0x${(bytes[bad] ?? 0).toString(16).padStart(2, '0')} at offset ${bad} is not valid UTF-8; save the file as UTF-8`,
+    );
+  }
+  const lines = new LineCounter();
+  const doc = parseDocument(text, {
+    lineCounter: lines,
+    prettyErrors: false,
+    uniqueKeys: true,
+    strict: true,
+    schema: 'core',
+    merge: false,
+    keepSourceTokens: false,
+  });
+  const sourceOf = (line: number) => text.split(/\r?\n/)[line - 1];
+  const problems = [...doc.errors, ...doc.warnings];
+  if (problems.length > 0) {
+    return {
+      ok: false,
+      errors: problems.map((e) => {
+        const at = lines.linePos(e.pos[0]);
+        const code: ConfigCode = e.code === 'DUPLICATE_KEY' ? 'GLOW_E_YAML_DUPLICATE_KEY' : 'GLOW_E_YAML_SYNTAX';
+        return new ConfigError(code, file, at, yamlMessage(e.code, e.message), sourceOf(at.line));
+      }),
+    };
+  }
+  const contents = doc.contents;
+  if (contents === null || (isScalar(contents) && contents.value === null && contents.source === '')) {
+    return fail('GLOW_E_FILE_EMPTY', { line: 1, col: 1 }, 'this file holds no YAML document; write its keys, or delete the file');
+  }
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (cause) {
+    let aliasAt = 0;
+    const find = (n: unknown): boolean => {
+      if (isAlias(n)) {
+        aliasAt = n.range?.[0] ?? 0;
+        return true;
+      }
+      if (isMap(n) || isSeq(n)) return (n.items as unknown[]).some((i) => find(isPair(i) ? i.value : i));
+      return false;
+    };
+    find(contents);
+    const at = lines.linePos(aliasAt);
+    return fail(
+      'GLOW_E_YAML_ALIAS',
+      at,
+      `aliases in this file expand to too much data (more than ${MAX_ALIAS_COUNT} expansions, as an alias bomb does); write the values out`,
+      sourceOf(at.line),
+    );
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    const at = lines.linePos(contents.range?.[0] ?? 0);
+    const what = Array.isArray(value) ? 'a list' : value === null ? 'null' : `a ${typeof value}`;
+    return fail(
+      'GLOW_E_NOT_MAPPING',
+      at,
+      `the top level of this file is ${what}; it must be a mapping of keys to values`,
+      sourceOf(at.line),
+    );
+  }
+  return { ok: true, file: new YamlFile(file, text, doc, lines, value) };
+}
+
+function yamlMessage(code: string, message: string): string {
+  // The library's messages end with a source excerpt after a colon-newline; keep the first line.
+  const first = message.split('\n')[0]!.replace(/\s+at line \d+, column \d+:?$/, '').trim();
+  switch (code) {
+    case 'DUPLICATE_KEY':
+      return 'this key appears twice in the same mapping; keep one';
+    case 'MULTIPLE_DOCS':
+      return 'this file holds more than one YAML document (`---`); one file is one document';
+    case 'TAB_AS_INDENT':
+      return 'a tab is used for indentation; YAML indents with spaces';
+    default:
+      return `YAML syntax: ${first.charAt(0).toLowerCase()}${first.slice(1)}`;
+  }
+}
+
+/** Offset of the first byte that does not start or continue a valid UTF-8 sequence. */
+function firstInvalidUtf8(b: Uint8Array): number {
+  let i = 0;
+  while (i < b.length) {
+    const c = b[i]!;
+    let n = 0;
+    if (c < 0x80) n = 0;
+    else if (c >= 0xc2 && c <= 0xdf) n = 1;
+    else if (c >= 0xe0 && c <= 0xef) n = 2;
+    else if (c >= 0xf0 && c <= 0xf4) n = 3;
+    else return i;
+    for (let k = 1; k <= n; k++) {
+      const d = b[i + k];
+      if (d === undefined || (d & 0xc0) !== 0x80) return i;
+    }
+    i += n + 1;
+  }
+  return b.length;
+}
