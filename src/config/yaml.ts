@@ -16,49 +16,61 @@ export const MAX_ALIAS_COUNT = 100;
 export type PathSegment = string | number;
 export type Path = readonly PathSegment[];
 
-/** A parsed YAML file: its value and enough of its source to point at any part of it. */
+/**
+ * A parsed YAML file: its value, and its text to point at any part of it. The YAML document itself is not kept
+ * (a large repository would hold thousands of them): `locate()` parses the text again the first time an error in
+ * this file needs a position, which happens only on the error path.
+ */
 export class YamlFile {
   readonly file: string;
   readonly value: unknown;
-  readonly #doc: Document.Parsed;
   readonly #text: string;
-  readonly #lines: LineCounter;
+  #doc: { doc: Document.Parsed; lines: LineCounter } | undefined;
   #sourceLines: string[] | undefined;
 
-  constructor(file: string, text: string, doc: Document.Parsed, lines: LineCounter, value: unknown) {
+  constructor(file: string, text: string, value: unknown, doc?: Document.Parsed, lines?: LineCounter) {
     this.file = file;
     this.value = value;
-    this.#doc = doc;
     this.#text = text;
-    this.#lines = lines;
+    if (doc && lines) this.#doc = { doc, lines };
   }
 
   /** The position of the key (`part: 'key'`) or the value at `path`; the nearest existing ancestor if absent. */
   locate(path: Path, part: 'key' | 'value' = 'value'): Position {
-    let node: unknown = this.#doc.contents;
-    let best = this.#offsetOf(node) ?? 0;
+    if (!this.#doc) {
+      const lines = new LineCounter();
+      this.#doc = { doc: parseDocument(this.#text, { ...PARSE_OPTIONS, lineCounter: lines }), lines };
+    }
+    const { doc, lines } = this.#doc;
+    const deref = (node: unknown) => (isAlias(node) ? node.resolve(doc) : node);
+    const pos = (offset: number): Position => {
+      const { line, col } = lines.linePos(offset);
+      return { line, col };
+    };
+    let node: unknown = doc.contents;
+    let best = offsetOf(node) ?? 0;
     for (let i = 0; i < path.length; i++) {
       const seg = path[i]!;
-      node = this.#deref(node);
+      node = deref(node);
       let next: unknown;
       if (isMap(node)) {
         const pair = node.items.find((p) => keyMatches(p, seg));
         if (!pair) break;
-        const keyAt = this.#offsetOf(pair.key);
+        const keyAt = offsetOf(pair.key);
         if (keyAt !== undefined) best = keyAt;
-        if (i === path.length - 1 && part === 'key') return this.#pos(best);
+        if (i === path.length - 1 && part === 'key') return pos(best);
         next = pair.value;
       } else if (isSeq(node) && typeof seg === 'number') {
         next = node.items[seg];
       } else {
         break;
       }
-      const at = this.#offsetOf(next);
+      const at = offsetOf(next);
       if (next === undefined || next === null) break;
       if (at !== undefined) best = at;
       node = next;
     }
-    return this.#pos(best);
+    return pos(best);
   }
 
   /** The text of one source line, for an excerpt. */
@@ -72,21 +84,21 @@ export class YamlFile {
     const at = this.locate(path, part);
     return new ConfigError(code, this.file, at, message, this.sourceLine(at.line));
   }
-
-  #deref(node: unknown): unknown {
-    return isAlias(node) ? node.resolve(this.#doc) : node;
-  }
-
-  #offsetOf(node: unknown): number | undefined {
-    const range = (node as YamlNode | null | undefined)?.range;
-    return range ? range[0] : undefined;
-  }
-
-  #pos(offset: number): Position {
-    const { line, col } = this.#lines.linePos(offset);
-    return { line, col };
-  }
 }
+
+function offsetOf(node: unknown): number | undefined {
+  const range = (node as YamlNode | null | undefined)?.range;
+  return range ? range[0] : undefined;
+}
+
+const PARSE_OPTIONS = {
+  prettyErrors: false,
+  uniqueKeys: true,
+  strict: true,
+  schema: 'core',
+  merge: false,
+  keepSourceTokens: false,
+} as const;
 
 function keyMatches(pair: Pair, seg: PathSegment): boolean {
   const key = pair.key;
@@ -129,15 +141,7 @@ export function parseYamlFile(file: string, bytes: Uint8Array): ParseResult {
     );
   }
   const lines = new LineCounter();
-  const doc = parseDocument(text, {
-    lineCounter: lines,
-    prettyErrors: false,
-    uniqueKeys: true,
-    strict: true,
-    schema: 'core',
-    merge: false,
-    keepSourceTokens: false,
-  });
+  const doc = parseDocument(text, { ...PARSE_OPTIONS, lineCounter: lines });
   const sourceOf = (line: number) => text.split(/\r?\n/)[line - 1];
   const problems = [...doc.errors, ...doc.warnings];
   if (problems.length > 0) {
@@ -186,7 +190,7 @@ export function parseYamlFile(file: string, bytes: Uint8Array): ParseResult {
       sourceOf(at.line),
     );
   }
-  return { ok: true, file: new YamlFile(file, text, doc, lines, value) };
+  return { ok: true, file: new YamlFile(file, text, value) };
 }
 
 function yamlMessage(code: string, message: string): string {
