@@ -1,0 +1,114 @@
+/**
+ * The command line as a user runs it: the real `glow` binary on real directories, asserting on what it prints
+ * and its exit status.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const GLOW = join(ROOT, 'dist/src/cli/glow.js');
+const EXAMPLE = join(ROOT, 'examples/cluster');
+
+function glow(...args: string[]) {
+  const r = spawnSync(process.execPath, [GLOW, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 30_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const work = mkdtempSync(join(tmpdir(), 'glow-cli-'));
+after(() => rmSync(work, { recursive: true, force: true }));
+
+describe('glow check', () => {
+  test('the example cluster passes with a one-line summary', () => {
+    const r = glow('check', EXAMPLE);
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /^ok: .* revision [0-9a-f]{16}: 3 nodes, 4 apps, 2 externals, 6 instances, 1 exposure\n$/);
+  });
+
+  test('errors: file:line:col CODE sentence, an excerpt with a caret, exit 1', () => {
+    const repo = join(work, 'broken');
+    cpSync(EXAMPLE, repo, { recursive: true });
+    writeFileSync(join(repo, 'deployments/api-1.yaml'), 'app: apy\nnode: node-b\n');
+    writeFileSync(join(repo, 'apps/statsd.yaml'), 'image: statsd\nversion: "1"\nprovides: [8125/udp, 8126/tcp]\nport: 3\n');
+    const r = glow('check', repo);
+    assert.equal(r.status, 1);
+    assert.equal(
+      r.stdout,
+      [
+        'apps/statsd.yaml:4:1 GLOW_E_KEY_UNKNOWN unknown key `port` in this app; known keys: image, version, runtime, command, digest, provides, requires, tags, config, env, health, stop_timeout',
+        '  4 | port: 3',
+        '    | ^',
+        'deployments/api-1.yaml:1:6 GLOW_E_REF_UNKNOWN there is no app `apy`; did you mean `api`?',
+        '  1 | app: apy',
+        '    |      ^',
+        '',
+        `2 errors in ${repo}; nothing of this revision would be applied`,
+        '',
+      ].join('\n'),
+    );
+  });
+
+  test('--json lists the errors as data', () => {
+    const repo = join(work, 'broken-json');
+    cpSync(EXAMPLE, repo, { recursive: true });
+    writeFileSync(join(repo, 'deployments/web-1.yaml'), 'app: web\nnode: node-a\ninstance: 1\n');
+    writeFileSync(join(repo, 'deployments/web-2.yaml'), 'app: web\nnode: node-b\ninstance: 1\n');
+    const r = glow('check', repo, '--json');
+    assert.equal(r.status, 1);
+    const body = JSON.parse(r.stdout) as { ok: boolean; revision: string; errors: { file: string; line: number; col: number; code: string; message: string }[] };
+    assert.equal(body.ok, false);
+    assert.match(body.revision, /^[0-9a-f]{16}$/);
+    assert.deepEqual(body.errors, [
+      {
+        file: 'deployments/web-2.yaml',
+        line: 3,
+        col: 11,
+        code: 'GLOW_E_INSTANCE_DUPLICATE',
+        message: 'web #1 is already deployed by deployments/web-1.yaml; give this one another number or delete one file',
+      },
+    ]);
+  });
+
+  test('a missing repository is an error, not an empty cluster', () => {
+    const r = glow('check', join(work, 'nope'));
+    assert.equal(r.status, 1);
+    assert.match(r.stdout, /GLOW_E_REPO_MISSING/);
+  });
+
+  test('an unknown flag is a usage error', () => {
+    const r = glow('check', EXAMPLE, '--jsn');
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /jsn/);
+  });
+});
+
+describe('glow plan', () => {
+  test('prints a node\'s instances, listeners, exposures and files', () => {
+    const r = glow('plan', EXAMPLE, '--node', 'node-b');
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /api #1 +registry\.example\.com\/acme\/api:1\.4\.2 \(podman\)/);
+    assert.match(r.stdout, /127\.0\.0\.1:19000 +http +api:9000 → 127\.0\.0\.1:9000 \(node-b, local\), 10\.0\.0\.13:9000 \(node-c\); fallback api-dr:9000 → dr\.example\.net:9000/);
+    assert.match(r.stdout, /www +0\.0\.0\.0:80 http www\.example\.com → web:8080/);
+    assert.match(r.stdout, /\/etc\/web\/web\.toml +← files\/web\/web\.toml/);
+  });
+
+  test('--json is deterministic', () => {
+    const a = glow('plan', EXAMPLE, '--node', 'node-a', '--json');
+    const b = glow('plan', EXAMPLE, '--node', 'node-a', '--json');
+    assert.equal(a.status, 0, a.stderr);
+    assert.equal(a.stdout, b.stdout);
+    const plan = JSON.parse(a.stdout) as { node: string; instances: { app: string; instance: number }[] };
+    assert.equal(plan.node, 'node-a');
+    assert.deepEqual(plan.instances.map((i) => `${i.app}#${i.instance}`), ['statsd#1', 'web#1']);
+  });
+
+  test('an unknown node is refused with a suggestion', () => {
+    const r = glow('plan', EXAMPLE, '--node', 'node-d');
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /GLOW_E_NODE_UNKNOWN there is no node `node-d`.*did you mean `node-a`\?/);
+  });
+});
