@@ -155,6 +155,8 @@ export function renderTemplate(node: string, inst: PlannedInstance, env: NodeEnv
       ['Type', 'notify'],
       ['NotifyAccess', 'all'],
       ['Environment', 'PODMAN_SYSTEMD_UNIT=%n'],
+      // podman 4.3 refuses a second start while the previous container id file exists.
+      ['ExecStartPre', '/bin/rm -f %t/%n.ctr-id'],
       ['ExecStart', command([
         env.podman, 'run', '--cidfile=%t/%n.ctr-id', '--cgroups=no-conmon', '--rm', '--sdnotify=conmon', '-d',
         '--replace', '--log-driver=journald', '--network=host', `--name=glow-${inst.app}-%i`,

@@ -4,8 +4,9 @@
 # Run by systemd-node.ts as
 #   setpriv --pdeathsig KILL -- unshare --pid --mount --net --uts --ipc --fork \
 #           --kill-child=SIGKILL --propagation private bash boot-node.sh
-# i.e. as PID 1 of fresh PID, mount, network, UTS and IPC namespaces. It builds the node's private view of the
-# machine and then execs /lib/systemd/systemd. Nothing here writes to the host: every mount happens in the
+# i.e. as PID 1 of fresh PID, mount, network, UTS and IPC namespaces. Stage 1 moves itself into the node's
+# cgroups and re-execs itself (still PID 1) in a new cgroup namespace rooted there; stage 2 builds the node's
+# private view of the machine and then execs /lib/systemd/systemd. Nothing here writes to the host: every mount happens in the
 # node's own (rprivate) mount namespace, /etc /var /root are overlays whose upper layers live in the node's state
 # directory, and /run /tmp /var/tmp /dev are fresh. See README.md beside this file for the why of each step.
 #
@@ -18,6 +19,8 @@
 #   GLOW_NODE_PODMAN      "1" to configure podman (containers.conf, a real directory on /var/lib/containers)
 #   GLOW_NODE_RO_ROOT     "1" (default) to make the host's root mount read-only inside the node
 #   GLOW_NODE_TARGET      the boot target's name (default glow-harness.target)
+#   GLOW_NODE_WANTS       optional, space-separated units the boot target also wants (started during boot)
+#   unit files in $GLOW_NODE_STATE/units/ are installed into the node's /etc/systemd/system before boot
 set -euo pipefail
 shopt -s nullglob
 
@@ -29,6 +32,7 @@ binds=${GLOW_NODE_BINDS:-}
 podman=${GLOW_NODE_PODMAN:-0}
 ro_root=${GLOW_NODE_RO_ROOT:-1}
 target=${GLOW_NODE_TARGET:-glow-harness.target}
+wants=${GLOW_NODE_WANTS:-}
 
 say() { echo "boot-node[$name]: $*" >&2; }
 trap 'say "failed at line $LINENO: $BASH_COMMAND"' ERR
@@ -40,13 +44,18 @@ umount() { command umount -n "$@"; }
 [ "$$" = 1 ] || { say "must run as PID 1 of a new PID namespace (is $$)"; exit 1; }
 
 # 1. Join the node's own cgroup in every hierarchy before anything else, so that every process of the node
-#    (this script's children included) is inside it. In container mode systemd takes the cgroup it starts in
-#    as its root and creates init.scope, system.slice, … below it.
-IFS=$'\n'
-for cg in $cgroups; do
-  echo 0 > "$cg/cgroup.procs"
-done
-unset IFS
+#    (this script's children included) is inside it; then a cgroup namespace rooted there. Without it the node
+#    sees whole hierarchies: systemd copes (it uses the cgroup it starts in as its root), but runc computes the
+#    paths of controllers systemd does not manage (cpu, blkio) from the hierarchy's root and creates
+#    /machine.slice/libpod-….scope at the root of the host's hierarchies.
+if [ "${1:-}" != --stage2 ]; then
+  IFS=$'\n'
+  for cg in $cgroups; do
+    echo 0 > "$cg/cgroup.procs"
+  done
+  unset IFS
+  exec unshare --cgroup -- bash "$0" --stage2
+fi
 
 # 2. Private mount tree, fresh /proc for the new PID namespace; sysctls are read-only except the network
 #    namespace's own (systemd would otherwise bump fs.nr_open and fs.file-max on the host).
@@ -76,6 +85,10 @@ for b in $binds; do
   i=$((i + 1))
 done
 unset IFS
+if [ -d "$state/units" ]; then
+  mkdir -p "$state/mnt/run/glow-harness"
+  cp -a "$state/units" "$state/mnt/run/glow-harness/units"
+fi
 
 # 4. Overlays: the host's /etc, /var and /root as lower layers, the node's state directory as upper layers.
 mount -t overlay glow-etc -o "lowerdir=/etc,upperdir=$state/etc.upper,workdir=$state/etc.work" /etc
@@ -117,14 +130,58 @@ ln -s /proc/kcore "$dev/core"
 mount --move "$dev" /dev
 rmdir "$dev"
 
-# 7. A fresh read-only sysfs (the host's shows the host's NICs in /sys/class/net) with the cgroup mounts moved in.
+# 7. A fresh read-only sysfs (the host's shows the host's NICs in /sys/class/net) with a /sys/fs/cgroup of the
+#    node's own: a private tmpfs with the host's hierarchies mounted afresh from inside the cgroup namespace, so
+#    that each shows the node's subtree as its root. (Moving the host's /sys/fs/cgroup tmpfs instead shares its
+#    superblock: systemd then remounts it read-only and creates directories in it, on the host.) Every enabled
+#    controller the host has not mounted gets an empty read-only placeholder, so that systemd does not mount new
+#    kernel-wide hierarchies.
+cg=/run/glow-harness/cgroup
+mkdir -p "$cg"
+mount -t tmpfs -o mode=755,nosuid,nodev,noexec,size=1m glow-cgroup "$cg"
+controllers=" "
+while read -r c _ _ _; do
+  case $c in '#'*) ;; *) controllers+="$c " ;; esac
+done < /proc/cgroups
+while read -r line; do
+  pre=${line%% - *}
+  read -r fstype _ superopts <<< "${line#* - }"
+  read -r _ _ _ _ mp _ <<< "$pre"
+  case $fstype in cgroup | cgroup2) ;; *) continue ;; esac
+  case $mp in /sys/fs/cgroup/*/* | /sys/fs/cgroup) continue ;; /sys/fs/cgroup/*) ;; *) continue ;; esac
+  n=${mp#/sys/fs/cgroup/}
+  opts=""
+  IFS=,
+  for o in $superopts; do
+    if [[ $o == name=* || $controllers == *" $o "* ]]; then opts+="${opts:+,}$o"; fi
+  done
+  unset IFS
+  mkdir "$cg/$n"
+  if [ "$fstype" = cgroup2 ]; then
+    mount -t cgroup2 -o nosuid,nodev,noexec cgroup2 "$cg/$n"
+  else
+    mount -t cgroup -o "nosuid,nodev,noexec,$opts" cgroup "$cg/$n"
+  fi
+done < /proc/self/mountinfo
+for e in /sys/fs/cgroup/*; do
+  if [ -L "$e" ]; then ln -s "$(readlink "$e")" "$cg/${e##*/}"; fi
+done
+placeholder() {
+  [ -e "$cg/$1" ] && return 0
+  mkdir "$cg/$1"
+  mount -t tmpfs -o ro,nosuid,nodev,noexec,size=4k,mode=555 glow-no-cgroup "$cg/$1"
+}
+for c in $controllers; do placeholder "$c"; done
+placeholder cpu,cpuacct
+placeholder net_cls,net_prio
+mount -o remount,ro "$cg"
 sys=/run/glow-harness/sys
 mkdir -p "$sys"
 mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$sys"
-mount --move /sys/fs/cgroup "$sys/fs/cgroup"
+mount --move "$cg" "$sys/fs/cgroup"
 umount -l /sys
 mount --move "$sys" /sys
-rmdir "$sys"
+rmdir "$sys" "$cg"
 
 # 8. Bind the captured host paths back at their own path.
 i=0
@@ -134,11 +191,12 @@ for b in $binds; do
   if [ -d "$src" ]; then mkdir -p "$b"
   elif [ ! -e "$b" ]; then mkdir -p "$(dirname "$b")"; : > "$b"; fi
   mount --move "$src" "$b"
-  rm -d "$src" 2>/dev/null || rm -f "$src"
+  if [ -d "$src" ]; then rmdir "$src"; else rm -f "$src"; fi
   i=$((i + 1))
 done
 unset IFS
-rm -rf /run/glow-harness
+# never rm -r here: a bind that failed to move would expose a host directory below
+[ ! -d /run/glow-harness/binds ] || rmdir /run/glow-harness/binds
 
 # 9. The rest of the host's tree is read-only inside the node (a stray `rm -rf` in a test stays harmless).
 if [ "$ro_root" = 1 ]; then
@@ -193,11 +251,21 @@ cat > "/etc/systemd/system/$target" <<EOF
 [Unit]
 Description=Glow test node ($name)
 Documentation=file:///work/main/test/harness/README.md
-Wants=systemd-journald.service systemd-journald.socket dbus.socket dbus.service
+Wants=systemd-journald.service systemd-journald.socket dbus.socket dbus.service $wants
 After=systemd-journald.service dbus.socket dbus.service
 AllowIsolate=yes
 EOF
 ln -s "$target" /etc/systemd/system/default.target
+
+# unit files given by the test (plain files in a tmpfs, no mount below: rm -r is safe here)
+if [ -d /run/glow-harness/units ]; then
+  for u in /run/glow-harness/units/*; do
+    rm -rf "/etc/systemd/system/${u##*/}"   # a mask is a symlink to /dev/null: never write through it
+    cp -a "$u" /etc/systemd/system/
+  done
+  rm -r /run/glow-harness/units
+fi
+rmdir /run/glow-harness
 
 cat > /etc/systemd/system.conf.d/glow-harness.conf <<'EOF'
 [Manager]
