@@ -6,7 +6,7 @@
 import { posix } from 'node:path';
 import type { ConfigError } from './errors.js';
 import { serviceKey } from './model.js';
-import type { App, Deployment, Exposure, External, Instance, Node, Protocol, ServiceRef } from './model.js';
+import type { App, Deployment, Exposure, External, Instance, Node, Protocol, ProxyPolicy, ServiceRef } from './model.js';
 import type { ExposureDraft } from './normalize.js';
 import type { RepoEntry } from './source.js';
 import { closest } from './suggest.js';
@@ -39,6 +39,9 @@ function resolveService(
   ref: ServiceRef,
   err: (code: 'GLOW_E_REF_UNKNOWN' | 'GLOW_E_PORT_UNKNOWN', sentence: string) => void,
 ): Protocol | 'skip' | undefined {
+  // A name that is both an app and an external is reported once, as GLOW_E_NAME_CONFLICT; which one a reference
+  // means is unknown, so references to it are not judged.
+  if (repo.appNames.has(ref.name) && repo.externalNames.has(ref.name)) return 'skip';
   const app = repo.apps.get(ref.name);
   const ext = repo.externals.get(ref.name);
   if (app) {
@@ -74,14 +77,35 @@ function requirePath(file: YamlFile, i: number, part: 'service' | 'port' | 'fall
   return ['requires', i, part];
 }
 
-/** Every `requires` entry names an existing service and port; a fallback speaks the service's protocol. */
-export function checkRequires(repo: Repo, errors: ConfigError[]): void {
+/** The proxy settings a listener gets, unset fields from glow.yaml `proxy`, as a string to compare. */
+function policyKey(r: ProxyPolicy, defaults: ProxyPolicy): string {
+  return JSON.stringify([r.balance ?? defaults.balance, r.connectTimeoutMs ?? defaults.connectTimeoutMs, r.idleTimeoutMs ?? defaults.idleTimeoutMs, r.retries ?? defaults.retries]);
+}
+
+/**
+ * Every `requires` entry names an existing service and port; a fallback speaks the service's protocol; one app
+ * does not map two services (or one service with two proxy settings) to one local port, deployed or not.
+ */
+export function checkRequires(repo: Repo, errors: ConfigError[], proxyDefaults: ProxyPolicy = {}): void {
   for (const app of repo.apps.values()) {
     const file = repo.yaml.get(app.file)!;
+    const locals = new Map<string, { i: number; target: string; policy: string }>();
     app.requires.forEach((r, i) => {
       const proto = resolveService(repo, r.service, (code, s) =>
         errors.push(file.error(code, requirePath(file, i, 'service'), s)),
       );
+      if (proto && proto !== 'skip') {
+        const k = `${fam(proto)}/${r.local}`;
+        const target = serviceKey(r.service);
+        const policy = policyKey(r, proxyDefaults);
+        const prev = locals.get(k);
+        if (!prev) locals.set(k, { i, target, policy });
+        else if (prev.target !== target) {
+          errors.push(file.error('GLOW_E_LOCAL_PORT_CONFLICT', requirePath(file, i, 'port'), `local port ${r.local} leads to \`${target}\` here but to \`${prev.target}\` in requires[${prev.i}]; use another local port`));
+        } else if (prev.policy !== policy) {
+          errors.push(file.error('GLOW_E_LOCAL_PORT_CONFLICT', requirePath(file, i, 'port'), `\`${target}\` is required on local port ${r.local} twice, with different proxy settings (balance, timeouts, retries); keep one entry`));
+        }
+      }
       r.fallback.forEach((f, j) => {
         const at = requirePath(file, i, 'fallback', j);
         const fp = resolveService(repo, f, (code, s) => errors.push(file.error(code, at, `fallback: ${s}`)));
@@ -224,7 +248,8 @@ export function resolveExposures(repo: Repo, drafts: readonly ExposureDraft[], e
     d.nodeTags.forEach((t, i) => {
       const tagged = [...repo.nodes.values()].filter((n) => n.tags.includes(t));
       if (tagged.length === 0) {
-        errors.push(file.error('GLOW_E_REF_UNKNOWN', ['tags', i], `no node has the tag \`${t}\`, so nothing would serve this exposure`));
+        const known = new Set([...repo.nodes.values()].flatMap((n) => n.tags));
+        errors.push(file.error('GLOW_E_REF_UNKNOWN', ['tags', i], `no node has the tag \`${t}\`, so nothing would serve this exposure${didYouMean(t, known)}`));
       }
       for (const n of tagged) nodes.add(n.name);
     });
@@ -266,6 +291,12 @@ function checkRepoFile(repo: Repo, file: YamlFile, at: Path, source: string, wha
     return undefined;
   }
   const entry = repo.entries.get(norm);
+  const parts = norm.split('/');
+  const linkOut = parts.map((_, k) => parts.slice(0, k).join('/')).find((d) => d && repo.entries.get(d)?.kind === 'outside');
+  if (!entry && linkOut) {
+    errors.push(file.error('GLOW_E_SOURCE_OUTSIDE', at, `\`${norm}\` is inside \`${linkOut}\`, a symbolic link that leads out of the repository; copy the files in`));
+    return undefined;
+  }
   if (!entry) {
     const known = [...repo.entries.values()].filter((e) => e.kind === 'file' && e.path.startsWith('files/')).map((e) => e.path);
     errors.push(file.error('GLOW_E_SOURCE_MISSING', at, `there is no file \`${norm}\` in the repository${didYouMean(norm, known)}`));
@@ -311,7 +342,8 @@ export function checkConfigFiles(repo: Repo, errors: ConfigError[]): Set<string>
       const norm = posix.normalize(p);
       const dir = posix.dirname(norm);
       let why: string | undefined;
-      if (!p.startsWith('/')) why = `\`${p}\` is not an absolute path; write where the app reads it, such as \`/etc/${app.name}/${posix.basename(p) || 'app.conf'}\``;
+      if (p === '/') why = '`/` is the root directory; name the file the app reads, such as `/etc/' + app.name + '/' + app.name + '.conf`';
+      else if (!p.startsWith('/')) why = `\`${p}\` is not an absolute path; write where the app reads it, such as \`/etc/${app.name}/${posix.basename(p) || 'app.conf'}\``;
       else if (norm !== p || p.endsWith('/')) why = `\`${p}\` is not a plain path to a file (no \`..\`, \`.\`, \`//\` or trailing \`/\`)`;
       else if (FORBIDDEN_TREES.some((t) => norm === t || norm.startsWith(`${t}/`))) why = `\`${p}\` lies under ${FORBIDDEN_TREES.find((t) => norm === t || norm.startsWith(`${t}/`))}, where apps may not be given files`;
       else if (SYSTEM_DIRS.has(dir)) why = `\`${p}\` is directly in ${dir}; glow mounts the file's directory over the app's view, so give it a directory of its own, such as \`${dir === '/' ? '' : dir}/${app.name}/${posix.basename(p)}\``;
@@ -330,9 +362,12 @@ export function checkConfigFiles(repo: Repo, errors: ConfigError[]): Set<string>
       errors.push(file.error('GLOW_E_PORT_UNKNOWN', ['health', 'port'], `this app does not provide port ${app.health.port}, so it cannot be health-checked there`));
     }
     if (app.health?.http !== undefined) {
-      const port = app.health.port !== undefined ? app.provides.find((q) => q.port === app.health!.port) : app.provides.find((q) => q.protocol !== 'udp');
-      if (!port || port.protocol === 'udp') {
+      const hp = app.health.port;
+      if (hp === undefined && !app.provides.some((q) => q.protocol !== 'udp')) {
         errors.push(file.error('GLOW_E_PROTOCOL_MISMATCH', ['health', 'http'], 'an HTTP health check needs a tcp or http port to call; this app provides none'));
+      } else if (hp !== undefined && app.provides.find((q) => q.port === hp)?.protocol === 'udp') {
+        // (a health.port that the app does not provide is reported above)
+        errors.push(file.error('GLOW_E_PROTOCOL_MISMATCH', ['health', 'port'], `\`health.port\` ${hp} is a udp port; an HTTP health check needs a tcp or http port`));
       }
     }
   }
@@ -342,14 +377,14 @@ export function checkConfigFiles(repo: Repo, errors: ConfigError[]): Set<string>
 /** What binds a port on a node, for messages. */
 interface Binder {
   readonly what: string;
-  readonly file: YamlFile;
+  readonly file: Pick<YamlFile, 'file'>;
   readonly path: Path;
   /** For local listeners: the service and fallback the port leads to. */
   readonly target?: string;
   readonly policy?: string;
   /** For exposures: HTTP routes (host + path), when it is http. */
   readonly routes?: readonly string[];
-  readonly kind: 'instance' | 'listener' | 'exposure';
+  readonly kind: 'instance' | 'listener' | 'exposure' | 'metrics';
 }
 
 /**
@@ -362,7 +397,10 @@ export function checkNodes(
   exposures: readonly Exposure[],
   fallbacks: ReadonlyMap<string, readonly ServiceRef[]>,
   errors: ConfigError[],
+  proxyDefaults: ProxyPolicy = {},
+  metricsListen?: string,
 ): void {
+  const metricsPort = metricsListen === undefined ? undefined : Number(metricsListen.slice(metricsListen.lastIndexOf(':') + 1));
   const byNode = new Map<string, Instance[]>();
   for (const inst of instances) {
     let list = byNode.get(inst.node);
@@ -389,6 +427,10 @@ export function checkNodes(
   for (const node of [...nodeNames].sort()) {
     const bound = new Map<string, Binder>();
     const key = (proto: Protocol, port: number) => `${fam(proto)}/${port}`;
+    // 0. Every node serves its metrics (glowd) on one port.
+    if (metricsPort !== undefined) {
+      bound.set(key('tcp', metricsPort), { what: `the metrics endpoint (${metricsListen})`, file: { file: 'glow.yaml' }, path: [], kind: 'metrics' });
+    }
     // 1. Provided ports of the instances on this node.
     for (const inst of byNode.get(node) ?? []) {
       const app = repo.apps.get(inst.app)!;
@@ -399,14 +441,20 @@ export function checkNodes(
         const me = `${inst.app} #${inst.instance}`;
         if (prev) {
           const sameApp = prev.what.startsWith(`${inst.app} #`);
+          if (sameApp) {
+            // Every port of the app clashes: one error for the instance, not one per port.
+            const ports = app.provides.map((q) => q.port);
+            push(
+              dfile.error(
+                'GLOW_E_PORT_CONFLICT',
+                ['node'],
+                `${me} and ${prev.what} would both run on ${node} and bind port${ports.length > 1 ? 's' : ''} ${ports.join(', ')}; put each instance of \`${inst.app}\` on its own node`,
+              ),
+            );
+            break;
+          }
           push(
-            dfile.error(
-              'GLOW_E_PORT_CONFLICT',
-              ['node'],
-              sameApp
-                ? `${me} and ${prev.what} would both run on ${node} and bind port ${p.port}; put each instance of \`${inst.app}\` on its own node`
-                : `${me} would bind port ${p.port}/${fam(p.protocol)} on ${node}, which ${prev.what} (${prev.file.file}) binds too`,
-            ),
+            dfile.error('GLOW_E_PORT_CONFLICT', ['node'], `${me} would bind port ${p.port}/${fam(p.protocol)} on ${node}, which ${prev.what} (${prev.file.file}) binds too`),
           );
           continue;
         }
@@ -446,7 +494,7 @@ export function checkNodes(
         const k = key(proto, r.local);
         const chain = fallbacks.get(serviceKey(r.service)) ?? [];
         const target = [serviceKey(r.service), ...chain.map(serviceKey)].join(' → ');
-        const policy = JSON.stringify([r.balance, r.connectTimeoutMs, r.idleTimeoutMs, r.retries]);
+        const policy = policyKey(r, proxyDefaults);
         const at = requirePath(afile, i, 'port');
         const prev = bound.get(k);
         if (!prev) {
@@ -454,6 +502,7 @@ export function checkNodes(
           return;
         }
         if (prev.kind === 'listener') {
+          if (prev.file === afile) return; // within one app: reported by checkRequires
           if (prev.target !== target) {
             push(afile.error('GLOW_E_LOCAL_PORT_CONFLICT', at, `local port ${r.local} on ${node} leads to \`${target}\` here but to \`${prev.target}\` in ${prev.file.file}; use another local port`));
           } else if (prev.policy !== policy) {
@@ -462,7 +511,8 @@ export function checkNodes(
           return;
         }
         if (prev.kind === 'exposure' && repo.nodes.get(node)?.bind) return; // the exposure binds one address, not loopback
-        push(afile.error('GLOW_E_LOCAL_PORT_TAKEN', at, `local port ${r.local} on ${node} is already bound by ${prev.what} (${prev.file.file}); choose a free local port`));
+        const own = r.local === r.service.port ? ` (without \`-> local port\`, a required service listens on its own port; write \`${serviceKey(r.service)} -> <free port>\`)` : '';
+        push(afile.error('GLOW_E_LOCAL_PORT_TAKEN', at, `local port ${r.local} on ${node} is already bound by ${prev.what} (${prev.file.file}); choose a free local port${own}`));
       });
     }
   }

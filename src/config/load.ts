@@ -73,7 +73,11 @@ export function loadRepository(source: RepoSource): LoadResult {
     if (parts.length === 1) {
       if (e.path === 'glow.yaml' && e.kind !== 'dir') yamlFiles.push({ entry: e, kind: 'settings', name: 'glow' });
       else if (e.path === 'glow.yml') errors.push(new ConfigError('GLOW_E_FILE_UNEXPECTED', e.path, TOP, 'Glow reads `glow.yaml`, not `glow.yml`; rename the file'));
-      else if (e.kind === 'dir' && !isKnownDir(top)) {
+      else if (e.kind === 'outside' && isKnownDir(top)) {
+        errors.push(new ConfigError('GLOW_E_FILE_OUTSIDE', e.path, TOP, `the directory \`${top}/\` is a symbolic link that leads out of the repository; move its files into the repository`));
+      } else if (e.kind === 'unreadable' && isKnownDir(top)) {
+        errors.push(new ConfigError('GLOW_E_FILE_UNREADABLE', e.path, TOP, `the directory \`${top}/\` cannot be read${e.error ? `: ${e.error}` : ''}`));
+      } else if (e.kind === 'dir' && !isKnownDir(top)) {
         const near = closest(top, [...KIND_DIRS, FILES_DIR]);
         if (near) errors.push(new ConfigError('GLOW_E_FILE_UNEXPECTED', e.path, TOP, `Glow does not read a directory \`${top}/\`; did you mean \`${near}/\`?`));
       }
@@ -87,6 +91,9 @@ export function loadRepository(source: RepoSource): LoadResult {
       errors.push(new ConfigError('GLOW_E_FILE_UNEXPECTED', e.path, TOP, `Glow reads files ending in \`.yaml\`; rename this one to \`${base.slice(0, -4)}.yaml\``));
     } else if (base.endsWith('.yaml')) {
       yamlFiles.push({ entry: e, kind: KIND_OF_DIR[top as KindDir], name: base.slice(0, -5) });
+    } else if (!base.endsWith('~')) {
+      // A dropped file is a deployment: one Glow would not read must not look like one.
+      errors.push(new ConfigError('GLOW_E_FILE_UNEXPECTED', e.path, TOP, `${top}/ holds only \`.yaml\` files; rename \`${base}\` to end in \`.yaml\`, or move it out of ${top}/`));
     }
   }
 
@@ -182,7 +189,7 @@ export function loadRepository(source: RepoSource): LoadResult {
     externals,
     nodes,
   };
-  checkRequires(repo, errors);
+  checkRequires(repo, errors, settings.proxy);
   const fallbacks = checkFallbacks(repo, errors);
   const instances = assignInstances(repo, deployments, errors);
   const exposures = resolveExposures(repo, exposureDrafts, errors);
@@ -190,7 +197,7 @@ export function loadRepository(source: RepoSource): LoadResult {
   for (const e of exposures) {
     if (e.tls) for (const ref of [e.tls.cert, e.tls.key]) if ('repo' in ref) usedFiles.add(ref.repo);
   }
-  checkNodes(repo, instances, exposures, fallbacks, errors);
+  checkNodes(repo, instances, exposures, fallbacks, errors, settings.proxy, settings.metricsListen);
   if (errors.length > 0) return fail();
 
   const files = new Map<string, Uint8Array>();

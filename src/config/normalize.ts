@@ -108,9 +108,9 @@ class Normalizer {
     return this.file.value;
   }
 
-  take<T>(parsed: Parsed<T>, path: Path): T | undefined {
+  take<T>(parsed: Parsed<T>, path: Path, part: 'key' | 'value' = 'value'): T | undefined {
     if (parsed.ok) return parsed.value;
-    this.errors.push(this.file.error(parsed.range ? 'GLOW_E_PORT_RANGE' : 'GLOW_E_VALUE_INVALID', path, parsed.why));
+    this.errors.push(this.file.error(parsed.range ? 'GLOW_E_PORT_RANGE' : 'GLOW_E_VALUE_INVALID', path, parsed.why, part));
     return undefined;
   }
 }
@@ -214,7 +214,8 @@ export function normalizeApp(name: string, file: YamlFile, errors: ConfigError[]
     requires,
     tags: raw.tags ?? [],
     config,
-    env: Object.fromEntries(Object.entries(raw.env ?? {}).map(([k, v]) => [k, String(v)])),
+    // Numbers as written (`1.50`, not 1.5; `0x1F`, not 31): the app reads the text the operator wrote.
+    env: Object.fromEntries(Object.entries(raw.env ?? {}).map(([k, v]) => [k, typeof v === 'string' ? v : (file.writtenNumber(['env', k]) ?? String(v))])),
     ...(h ? { health: h } : {}),
     stopTimeoutMs: raw.stop_timeout !== undefined ? parseDuration(raw.stop_timeout) : DEFAULTS.stopTimeoutMs,
   };
@@ -231,7 +232,7 @@ export function normalizeExternal(name: string, file: YamlFile, errors: ConfigEr
       errors.push(file.error('GLOW_E_VALUE_INVALID', at, `endpoints are keyed by port number, such as \`5432:\`; \`${key}\` is not a port`, 'key'));
       continue;
     }
-    const port = n.take(parsePort(key), at);
+    const port = n.take(parsePort(key), at, 'key');
     const list = Array.isArray(spec) ? spec : spec.addresses;
     const listPath: Path = Array.isArray(spec) ? at : [...at, 'addresses'];
     const addresses: Endpoint[] = [];

@@ -110,7 +110,7 @@ export const SCHEMAS: Record<Kind, Schema> = {
   app: {
     type: 'object',
     additionalProperties: false,
-    required: ['image', 'version'],
+    required: ['version'], // a missing image is GLOW_E_RUNTIME_INVALID, with what it means for each runtime
     properties: {
       image: { type: 'string', minLength: 1, pattern: '^[^\\s]+$', glowHint: 'an image or artifact name without spaces' },
       version: {
@@ -298,11 +298,14 @@ function toConfigError(kind: Kind, file: YamlFile, e: ErrorObject): ConfigError 
       return file.error('GLOW_E_KEY_MISSING', whereKey, `${what} needs the key \`${key}\``, path.length ? 'key' : 'value');
     }
     case 'type': {
-      const want = String((e.params as { type: string | string[] }).type).replace(',', ' or ');
-      const got = typeName(e.data);
+      const types = String((e.params as { type: string | string[] }).type).split(',');
+      const want = types.length > 1 ? `${types.slice(0, -1).join(', ')} or ${types[types.length - 1]}` : types[0]!;
+      // Show a number as written: `1.10` is the number 1.1 to YAML, but the operator wrote 1.10.
+      const written = typeof e.data === 'number' ? file.writtenNumber(path) : undefined;
+      const got = written !== undefined ? `a number (${written})` : typeName(e.data);
       const quote =
         path[path.length - 1] === 'version' && typeof e.data === 'number'
-          ? `; quote it ("${String(e.data)}") so YAML keeps it a string`
+          ? `; quote it ("${written ?? String(e.data)}") so YAML keeps it a string`
           : '';
       const h = hint && !quote ? ` (${hint})` : '';
       return file.error('GLOW_E_TYPE', path, `${what} must be ${article(want)}, not ${got}${quote}${h}`);

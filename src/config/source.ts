@@ -7,9 +7,9 @@
  * and so are top-level files other than glow.yaml (a README, a Makefile). Top-level directories are listed
  * without being read, so that a misspelt `deployment/` can be reported.
  */
-import { lstatSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import type { Stats } from 'node:fs';
-import { isAbsolute, join, relative, sep } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { MAX_YAML_BYTES } from './yaml.js';
 
 export const KIND_DIRS = ['apps', 'externals', 'nodes', 'deployments', 'exposures'] as const;
@@ -82,6 +82,8 @@ export function readRepo(root: string): RepoSource {
           else if (name === FILES_DIR) walk(rel, 'deep');
         } else if (name === 'glow.yaml' || name === 'glow.yml') {
           entries.push(read(rootReal, entry, MAX_YAML_BYTES));
+        } else if ((entry.kind === 'outside' || entry.kind === 'unreadable') && ((KIND_DIRS as readonly string[]).includes(name) || name === FILES_DIR)) {
+          entries.push(entry); // a kind directory that is a link out (or a broken one): reported, not skipped
         }
       } else if (entry.kind === 'dir') {
         entries.push(entry);
@@ -101,11 +103,17 @@ function inspect(rootReal: string, rel: string): RepoEntry {
   try {
     st = lstatSync(abs);
     if (st.isSymbolicLink()) {
-      const target = realpathSync(abs);
-      const inside = relative(rootReal, target);
-      if (inside === '' || inside === '..' || inside.startsWith(`..${sep}`) || isAbsolute(inside)) {
-        return { path: rel, kind: 'outside', size: 0 };
+      let target: string;
+      try {
+        target = realpathSync(abs);
+      } catch (e) {
+        // A broken link: judge where it leads by its text, and say what it names.
+        const link = readlinkSync(abs);
+        if (leadsOut(rootReal, resolve(dirname(abs), link))) return { path: rel, kind: 'outside', size: 0 };
+        const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'which does not exist' : `which cannot be followed (${(e as NodeJS.ErrnoException).code ?? 'error'})`;
+        return { path: rel, kind: 'unreadable', size: 0, error: `it is a symbolic link to \`${link}\`, ${why}` };
       }
+      if (leadsOut(rootReal, target)) return { path: rel, kind: 'outside', size: 0 };
       st = statSync(abs);
     }
   } catch (e) {
@@ -114,6 +122,11 @@ function inspect(rootReal: string, rel: string): RepoEntry {
   if (st.isDirectory()) return { path: rel, kind: 'dir', size: 0 };
   if (st.isFile()) return { path: rel, kind: 'file', size: st.size };
   return { path: rel, kind: 'other', size: st.size };
+}
+
+function leadsOut(rootReal: string, target: string): boolean {
+  const inside = relative(rootReal, target);
+  return inside === '' || inside === '..' || inside.startsWith(`..${sep}`) || isAbsolute(inside);
 }
 
 function read(rootReal: string, entry: RepoEntry, limit: number): RepoEntry {

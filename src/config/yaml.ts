@@ -3,7 +3,7 @@
  * plain JavaScript value (what the schema and the model see). `locate()` maps a path inside the value back to the
  * line and column of the offending key or value, so that an error points where the operator must look.
  */
-import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
+import { isAlias, isCollection, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit } from 'yaml';
 import type { Document, Node as YamlNode, Pair } from 'yaml';
 import { ConfigError } from './errors.js';
 import type { ConfigCode, Position } from './errors.js';
@@ -27,11 +27,13 @@ export class YamlFile {
   readonly #text: string;
   #doc: { doc: Document.Parsed; lines: LineCounter } | undefined;
   #sourceLines: string[] | undefined;
+  readonly #written: ReadonlyMap<string, string> | undefined;
 
-  constructor(file: string, text: string, value: unknown, doc?: Document.Parsed, lines?: LineCounter) {
+  constructor(file: string, text: string, value: unknown, doc?: Document.Parsed, lines?: LineCounter, written?: ReadonlyMap<string, string>) {
     this.file = file;
     this.value = value;
     this.#text = text;
+    this.#written = written?.size ? written : undefined;
     if (doc && lines) this.#doc = { doc, lines };
   }
 
@@ -73,6 +75,14 @@ export class YamlFile {
     return pos(best);
   }
 
+  /**
+   * A number as the operator wrote it (`1.10`, `0x1F`, `007`), where that differs from how JavaScript prints the
+   * value; undefined otherwise. Recorded while parsing, so the happy path needs no second parse.
+   */
+  writtenNumber(path: Path): string | undefined {
+    return this.#written?.get(pathKey(path));
+  }
+
   /** The text of one source line, for an excerpt. */
   sourceLine(line: number): string | undefined {
     this.#sourceLines ??= this.#text.split(/\r?\n/);
@@ -98,6 +108,7 @@ const PARSE_OPTIONS = {
   schema: 'core',
   merge: false,
   keepSourceTokens: false,
+  logLevel: 'error', // a collection used as a key is reported as an unknown key, not warned about on stderr
 } as const;
 
 function keyMatches(pair: Pair, seg: PathSegment): boolean {
@@ -148,9 +159,14 @@ export function parseYamlFile(file: string, bytes: Uint8Array): ParseResult {
     return {
       ok: false,
       errors: problems.map((e) => {
-        const at = lines.linePos(e.pos[0]);
+        // An unclosed quote or flow collection is noticed where the parser gives up (often the end of the file);
+        // point at where it was opened instead.
+        const opened = e.code === 'MISSING_CHAR' || e.code === 'BAD_INDENT' ? openedAt(doc, e.pos[0]) : undefined;
+        const at = lines.linePos(opened ?? e.pos[0]);
         const code: ConfigCode = e.code === 'DUPLICATE_KEY' ? 'GLOW_E_YAML_DUPLICATE_KEY' : 'GLOW_E_YAML_SYNTAX';
-        return new ConfigError(code, file, at, yamlMessage(e.code, e.message), sourceOf(at.line));
+        // Name the duplicated key: the text at the error up to its colon (`LOG_LEVEL`, `"a b"`).
+        const key = e.code === 'DUPLICATE_KEY' ? /^("[^"\n]*"|'[^'\n]*'|[^\s:#'"][^:#\n]*?)\s*:/.exec(text.slice(e.pos[0]))?.[1] : undefined;
+        return new ConfigError(code, file, at, yamlMessage(e.code, e.message, key), sourceOf(at.line));
       }),
     };
   }
@@ -190,15 +206,46 @@ export function parseYamlFile(file: string, bytes: Uint8Array): ParseResult {
       sourceOf(at.line),
     );
   }
-  return { ok: true, file: new YamlFile(file, text, value) };
+  const written = new Map<string, string>();
+  oddNumbers(contents, [], written);
+  return { ok: true, file: new YamlFile(file, text, value, undefined, undefined, written) };
 }
 
-function yamlMessage(code: string, message: string): string {
+function pathKey(path: Path): string {
+  return path.join('\0');
+}
+
+/** Records every number scalar whose text is not `String(value)` (`1.10` is 1.1), keyed by its path. */
+function oddNumbers(node: unknown, path: PathSegment[], out: Map<string, string>): void {
+  if (isMap(node)) {
+    for (const pair of node.items) {
+      if (isScalar(pair.key)) oddNumbers(pair.value, [...path, String(pair.key.value)], out);
+    }
+  } else if (isSeq(node)) {
+    node.items.forEach((item, i) => oddNumbers(item, [...path, i], out));
+  } else if (isScalar(node) && typeof node.value === 'number' && typeof node.source === 'string' && node.source !== String(node.value)) {
+    out.set(pathKey(path), node.source);
+  }
+}
+
+/** The start of the innermost quoted scalar or flow collection that is still open at `offset`. */
+function openedAt(doc: Document.Parsed, offset: number): number | undefined {
+  let best: number | undefined;
+  visit(doc, (_key, node) => {
+    const quoted = isScalar(node) && (node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE');
+    const flow = isCollection(node) && node.flow === true;
+    const r = (node as YamlNode).range;
+    if ((quoted || flow) && r && r[0] < offset && r[2] >= offset && (best === undefined || r[0] > best)) best = r[0];
+  });
+  return best;
+}
+
+function yamlMessage(code: string, message: string, key?: string): string {
   // The library's messages end with a source excerpt after a colon-newline; keep the first line.
   const first = message.split('\n')[0]!.replace(/\s+at line \d+, column \d+:?$/, '').trim();
   switch (code) {
     case 'DUPLICATE_KEY':
-      return 'this key appears twice in the same mapping; keep one';
+      return `${key ? `the key \`${key}\`` : 'this key'} appears twice in the same mapping; keep one`;
     case 'MULTIPLE_DOCS':
       return 'this file holds more than one YAML document (`---`); one file is one document';
     case 'TAB_AS_INDENT':

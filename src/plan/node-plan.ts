@@ -123,7 +123,17 @@ export function planNode(snapshot: Snapshot, node: string): NodePlan {
     if (!g) groupCache.set(key, (g = upstreamGroup(snapshot, ref, node)));
     return g;
   };
-  const groupsOf = (ref: ServiceRef) => [ref, ...(snapshot.fallbacks.get(serviceKey(ref)) ?? [])].map(groupOf);
+  // The service, then its fallbacks in order, each followed by its own fallbacks (the loader refuses loops).
+  const groupsOf = (ref: ServiceRef) => {
+    const chain: ServiceRef[] = [];
+    const follow = (r: ServiceRef) => {
+      if (chain.some((c) => serviceKey(c) === serviceKey(r))) return;
+      chain.push(r);
+      for (const f of snapshot.fallbacks.get(serviceKey(r)) ?? []) follow(f);
+    };
+    follow(ref);
+    return chain.map(groupOf);
+  };
 
   const fileCache = new Map<string, PlannedConfigFile[]>();
   const filesOf = (app: App) => {

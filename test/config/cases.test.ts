@@ -16,9 +16,9 @@
  * actual errors is printed.
  */
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadRepository } from '../../src/config/load.js';
@@ -129,6 +129,7 @@ describe('config repository cases', () => {
       cpSync(src, root, { recursive: true, verbatimSymlinks: true });
       for (const g of c.generate) {
         const line = 'env: { PADDING: "' + 'x'.repeat(70) + '" }\n';
+        mkdirSync(dirname(join(root, g.file)), { recursive: true });
         writeFileSync(join(root, g.file), `image: big\nversion: "1"\n${line.repeat(Math.ceil(g.bytes / line.length))}`);
       }
       const result = loadRepository(readRepo(root));
