@@ -14,7 +14,7 @@ export interface Size {
 
 export function generateRepo(dir: string, size: Size): void {
   for (const d of ['nodes', 'apps', 'externals', 'deployments', 'exposures', 'files/conf']) mkdirSync(join(dir, d), { recursive: true });
-  writeFileSync(join(dir, 'glow.yaml'), 'metrics: { listen: "0.0.0.0:9464" }\nproxy: { balance: least-conn, connect_timeout: 1s, retries: 2 }\n');
+  writeFileSync(join(dir, 'glow.yaml'), 'artifacts: https://artifacts.example.com/glow\nmetrics: { listen: "0.0.0.0:9464" }\nproxy: { balance: least-conn, connect_timeout: 1s, retries: 2 }\n');
   for (let n = 0; n < size.nodes; n++) {
     const tags = n % 50 === 0 ? '\ntags: [edge]' : '';
     writeFileSync(join(dir, 'nodes', `node-${n}.yaml`), `address: 10.${(n >> 8) & 255}.${n & 255}.10${tags}\n`);

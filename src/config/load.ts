@@ -177,6 +177,13 @@ export function loadRepository(source: RepoSource): LoadResult {
     }
   }
   const settings = normalizeSettings(settingsFile, errors);
+  if (settings.artifacts === undefined) {
+    for (const app of apps.values()) {
+      if (app.runtime !== 'exec') continue;
+      const file = yaml.get(app.file)!;
+      errors.push(file.error('GLOW_E_RUNTIME_INVALID', ['runtime'], 'an exec app needs `artifacts` in glow.yaml: the directory or URL where <image>/<version>.tar.gz are'));
+    }
+  }
 
   // 4. Check the repository as a whole.
   const repo: Repo = {
