@@ -3,20 +3,25 @@
  * `glow`: the command line. Each command is a small module; this file only dispatches.
  */
 import { GlowError } from '../config/errors.js';
+import { runAgent } from './agent.js';
 import { runCheck } from './check.js';
 import { runPlan } from './plan.js';
+import { runStatus } from './status.js';
 
 const HELP = `glow — a damn simple private PaaS
 
 Usage
   glow check [DIR] [--json]              validate a config repository
   glow plan [DIR] --node NAME [--json]   what a node runs: instances, proxy listeners, exposures, files
+                                         (on a node: and what would change there)
+  glow status [--json]                   this node: revision applied, errors, proxy, instances
+  glow agent                             the node agent (glowd)
 
 Run \`glow COMMAND --help\` for a command's options. The repository DIR defaults to the current directory.
 Docs: docs/config.md (the files), docs/errors.md (every error code).`;
 
 type Command = (argv: string[]) => Promise<number> | number;
-const COMMANDS: Record<string, Command> = { check: runCheck, plan: runPlan };
+const COMMANDS: Record<string, Command> = { check: runCheck, plan: runPlan, status: runStatus, agent: runAgent };
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;

@@ -37,9 +37,14 @@ export const DEFAULT_ENV: NodeEnv = {
 export interface RenderedUnits {
   /** Unit file name → content, for files directly in the unit directory. */
   readonly files: ReadonlyMap<string, string>;
-  /** Link name in glow.target.wants/ → the unit it points to (a template in the unit directory). */
+  /** Enablement links by path relative to the unit directory → the unit file they point to:
+   * `glow.target.wants/glow-web@1.service` → `glow-web@.service`, `multi-user.target.wants/glow.target` →
+   * `glow.target` (so that a reboot starts the proxy and the instances, with or without glowd). */
   readonly wants: ReadonlyMap<string, string>;
 }
+
+/** The enablement links glowd owns: every link in glow.target.wants/ and this one. */
+export const BOOT_LINK = `multi-user.target.wants/${TARGET}`;
 
 export const templateName = (app: string) => `glow-${app}@.service`;
 export const instanceUnit = (app: string, n: number) => `glow-${app}@${n}.service`;
@@ -53,6 +58,9 @@ export function artifactDir(env: NodeEnv, image: string, version: string): strin
   return posix.join(env.stateDir, 'artifacts', image.replace(/[^A-Za-z0-9._-]/g, '_'), version);
 }
 
+/** The proxy's admin socket (metrics and status, read by glowd as root); in the unit's RuntimeDirectory. */
+export const PROXY_ADMIN_SOCKET = '/run/glow-proxy/admin.sock';
+
 export const routesFile = (env: NodeEnv) => posix.join(env.stateDir, 'proxy', 'routes.json');
 
 export function renderUnits(plan: NodePlan, env: NodeEnv): RenderedUnits {
@@ -60,11 +68,12 @@ export function renderUnits(plan: NodePlan, env: NodeEnv): RenderedUnits {
   const wants = new Map<string, string>();
   files.set(TARGET, renderTarget());
   files.set(PROXY_UNIT, renderProxy(env));
-  wants.set(PROXY_UNIT, PROXY_UNIT);
+  wants.set(BOOT_LINK, TARGET);
+  wants.set(`${WANTS_DIR}/${PROXY_UNIT}`, PROXY_UNIT);
   const byApp = new Map<string, PlannedInstance>();
   for (const inst of plan.instances) {
     if (!byApp.has(inst.app)) byApp.set(inst.app, inst);
-    wants.set(instanceUnit(inst.app, inst.instance), templateName(inst.app));
+    wants.set(`${WANTS_DIR}/${instanceUnit(inst.app, inst.instance)}`, templateName(inst.app));
   }
   for (const [app, inst] of byApp) files.set(templateName(app), renderTemplate(plan.node, inst, env));
   return { files, wants };
@@ -90,7 +99,8 @@ function renderProxy(env: NodeEnv): string {
     ['Service', [
       ['Type', 'notify'],
       ['NotifyAccess', 'all'],
-      ['ExecStart', command([...env.glowCommand, 'proxy', '--routes', routesFile(env)])],
+      ['ExecStart', command([...env.glowCommand, 'proxy', '--routes', routesFile(env), '--admin', PROXY_ADMIN_SOCKET])],
+      ['RuntimeDirectory', 'glow-proxy'],
       ['ExecReload', '/bin/kill -HUP $MAINPID'],
       ['Restart', 'always'],
       ['RestartSec', '1s'],

@@ -1,0 +1,112 @@
+/**
+ * What a node runs now, as glowd sees it: its own unit files and links (recognised by the generated-by header
+ * and by name), the states systemd reports for glow's units, the delivered config files and the routes file.
+ * This is the "observed" input of reconcile().
+ */
+import { createHash } from 'node:crypto';
+import { lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import type { ObservedNode, ObservedUnit } from '../node/reconcile.js';
+import { BOOT_LINK, GENERATED_HEADER, routesFile, TARGET, WANTS_DIR } from '../node/units.js';
+import type { NodeEnv } from '../node/units.js';
+import type { Systemd, UnitState } from './systemd.js';
+
+const GLOW_UNIT = /^glow(-[a-z][a-z0-9-]*(@[0-9]*)?)?\.(service|target)$/;
+
+/** Glow's unit files in `unitDir`: names that look like ours and start with our header. */
+export function readOwnUnitFiles(unitDir: string): Map<string, { content: string; mtimeMs: number }> {
+  const out = new Map<string, { content: string; mtimeMs: number }>();
+  let names: string[] = [];
+  try {
+    names = readdirSync(unitDir);
+  } catch {
+    return out;
+  }
+  for (const name of names.sort()) {
+    if (!GLOW_UNIT.test(name)) continue;
+    const path = join(unitDir, name);
+    try {
+      const st = lstatSync(path);
+      if (!st.isFile()) continue;
+      const content = readFileSync(path, 'utf8');
+      if (content.startsWith(GENERATED_HEADER)) out.set(name, { content, mtimeMs: st.mtimeMs });
+    } catch {
+      // vanished between readdir and read: not there
+    }
+  }
+  return out;
+}
+
+/** Glow's links: everything in glow.target.wants/, and multi-user.target.wants/glow.target. */
+export function readOwnLinks(unitDir: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const add = (rel: string) => {
+    try {
+      out.set(rel, basename(readlinkSync(join(unitDir, rel))));
+    } catch {
+      // not a link or gone
+    }
+  };
+  try {
+    for (const name of readdirSync(join(unitDir, WANTS_DIR)).sort()) add(`${WANTS_DIR}/${name}`);
+  } catch {
+    // no directory yet
+  }
+  add(BOOT_LINK);
+  return out;
+}
+
+/** Every regular file under `<stateDir>/files/`, with its sha256. */
+export function readConfigStore(env: NodeEnv): Map<string, { sha256: string; mtimeMs: number }> {
+  const out = new Map<string, { sha256: string; mtimeMs: number }>();
+  const walk = (dir: string) => {
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      return;
+    }
+    for (const name of names.sort()) {
+      if (name.startsWith('.')) continue;
+      const p = join(dir, name);
+      const st = statSync(p, { throwIfNoEntry: false });
+      if (st?.isDirectory()) walk(p);
+      else if (st?.isFile()) out.set(p, { sha256: createHash('sha256').update(readFileSync(p)).digest('hex'), mtimeMs: st.mtimeMs });
+    }
+  };
+  walk(join(env.stateDir, 'files'));
+  return out;
+}
+
+export function readRoutes(env: NodeEnv): string | undefined {
+  try {
+    return readFileSync(routesFile(env), 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** States of glow's units known to systemd, plus those glowd has files or links for. */
+export async function readUnitStates(systemd: Systemd, names: Iterable<string>): Promise<Map<string, UnitState>> {
+  const all = new Set<string>(names);
+  for (const n of await systemd.listUnits(['glow-*', TARGET])) if (GLOW_UNIT.test(n) && !n.endsWith('@.service')) all.add(n);
+  const out = new Map<string, UnitState>();
+  for (const n of [...all].sort()) {
+    if (n.endsWith('@.service')) continue;
+    out.set(n, await systemd.state(n));
+  }
+  return out;
+}
+
+export async function observe(systemd: Systemd, unitDir: string, env: NodeEnv): Promise<{ observed: ObservedNode; states: Map<string, UnitState> }> {
+  const unitFiles = readOwnUnitFiles(unitDir);
+  const wants = readOwnLinks(unitDir);
+  const linked = [...wants.keys()].map((k) => basename(k));
+  const states = await readUnitStates(systemd, [...unitFiles.keys(), ...linked]);
+  const units = new Map<string, ObservedUnit>();
+  for (const [n, s] of states) units.set(n, { activeState: s.activeState, activeEnterUs: s.activeEnterUs });
+  return {
+    observed: { unitFiles, wants, units, configFiles: readConfigStore(env), routes: readRoutes(env) },
+    states,
+  };
+}

@@ -1,0 +1,132 @@
+/**
+ * `glowd` (also `glow agent`): the node agent. Flags set what DESIGN.md gives as defaults; everything else
+ * comes from the repository.
+ */
+import { hostname } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import type { Server } from 'node:http';
+import pino from 'pino';
+import { Agent } from '../agent/agent.js';
+import { getUnix, json, listenControl, listenMetrics } from '../agent/control.js';
+import { AgentMetrics } from '../agent/metrics.js';
+import { observe } from '../agent/observe.js';
+import { Systemd } from '../agent/systemd.js';
+import { parseDuration } from '../config/notation.js';
+import { DEFAULTS } from '../config/model.js';
+import { PROXY_ADMIN_SOCKET } from '../node/units.js';
+import type { NodeEnv } from '../node/units.js';
+import { parseArgs } from './args.js';
+
+const HELP = `Usage
+  glowd [options]            (also: glow agent [options])
+
+The node agent: watches the config repository, validates it, and runs this node's share of it on systemd.
+Restarting or stopping glowd restarts or stops no instance.
+
+Options
+  --repo DIR            the config repository (default /var/lib/glow/repo)
+  --node NAME           this node's name in the repository (default: the host name)
+  --unit-dir DIR        where units are written (default /etc/systemd/system)
+  --state-dir DIR       artifacts, config files, proxy routes (default /var/lib/glow)
+  --socket PATH         the control socket (default /run/glow/glowd.sock)
+  --bus ADDRESS         systemd's D-Bus (default unix:path=/run/dbus/system_bus_socket)
+  --metrics-listen H:P  the metrics endpoint (default: glow.yaml metrics.listen, else 0.0.0.0:9464)
+  --glow-command CMD    how units run glow (default: this Node.js and this glow)
+  --debounce DURATION   quiet time after a change before reading (default 250ms)
+  --tick DURATION       re-plan this often without changes (default 30s)
+  --health-timeout D    rolling restarts wait this long for health (default 60s)`;
+
+export async function runAgent(argv: string[]): Promise<number> {
+  const cli = parseArgs(argv, HELP, {
+    repo: { type: 'string', default: '/var/lib/glow/repo' },
+    node: { type: 'string', default: hostname() },
+    unitDir: { type: 'string', default: '/etc/systemd/system' },
+    stateDir: { type: 'string', default: '/var/lib/glow' },
+    socket: { type: 'string', default: '/run/glow/glowd.sock' },
+    bus: { type: 'string' },
+    metricsListen: { type: 'string' },
+    glowCommand: { type: 'string' },
+    debounce: { type: 'string', default: '250ms' },
+    tick: { type: 'string', default: '30s' },
+    healthTimeout: { type: 'string', default: '60s' },
+  });
+  const f = cli.flags;
+  const log = pino({ base: { node: f.node }, messageKey: 'msg' });
+  const glowCommand = f.glowCommand ? f.glowCommand.split(' ').filter(Boolean) : [process.execPath, fileURLToPath(new URL('./glow.js', import.meta.url))];
+  const env: NodeEnv = { stateDir: f.stateDir, glowCommand, podman: '/usr/bin/podman' };
+  const systemd = await Systemd.connect(f.bus);
+  const metrics = new AgentMetrics(f.node);
+  const agent = new Agent(
+    { repo: f.repo, node: f.node, unitDir: f.unitDir, env, debounceMs: parseDuration(f.debounce), tickMs: parseDuration(f.tick), healthTimeoutMs: parseDuration(f.healthTimeout) },
+    systemd,
+    log,
+    metrics,
+  );
+
+  const control = await listenControl(f.socket, async (req, res) => {
+    if (req.url === '/status') return json(res, agent.status());
+    if (req.url === '/plan') return json(res, agent.plan ?? null);
+    if (req.url === '/observed') {
+      const { observed } = await observe(systemd, f.unitDir, env);
+      return json(res, {
+        env,
+        observed: {
+          unitFiles: Object.fromEntries(observed.unitFiles),
+          wants: Object.fromEntries(observed.wants),
+          units: Object.fromEntries(observed.units),
+          configFiles: Object.fromEntries(observed.configFiles),
+          routes: observed.routes ?? null,
+        },
+      });
+    }
+    json(res, { error: 'not found' }, 404);
+  });
+
+  let metricsServer: Server | undefined;
+  let metricsAt: string | undefined;
+  const serveMetrics = async (listen: string) => {
+    if (listen === metricsAt) return;
+    await new Promise((r) => (metricsServer ? metricsServer.close(r) : r(undefined)));
+    try {
+      metricsServer = await listenMetrics(listen, async (req, res) => {
+        if (req.url !== '/metrics') return json(res, { error: 'not found' }, 404);
+        let text = await metrics.registry.metrics();
+        try {
+          const proxy = await getUnix(PROXY_ADMIN_SOCKET, '/metrics', 2000);
+          if (proxy.status === 200) text += proxy.body;
+        } catch {
+          // the proxy is down or restarting: its metrics are missing from this scrape
+        }
+        res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text);
+      });
+      metricsAt = listen;
+      log.info({ listen }, 'metrics endpoint listening');
+    } catch (e) {
+      metricsAt = undefined;
+      log.error({ listen, err: (e as Error).message }, 'cannot listen for metrics');
+    }
+  };
+
+  const stop = async (signal: string) => {
+    log.info({ signal }, 'stopping (instances keep running)');
+    await agent.stop();
+    control.close();
+    metricsServer?.close();
+    systemd.close();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
+
+  log.info({ repo: f.repo, unitDir: f.unitDir, stateDir: f.stateDir }, 'glowd starting');
+  await agent.start();
+  await serveMetrics(f.metricsListen ?? currentListen(agent));
+  agent.onPass = () => void serveMetrics(f.metricsListen ?? currentListen(agent));
+  return new Promise<number>(() => {
+    // runs until a signal
+  });
+}
+
+function currentListen(agent: Agent): string {
+  return agent.plan?.metricsListen ?? DEFAULTS.metricsListen;
+}
