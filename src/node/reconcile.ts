@@ -180,6 +180,7 @@ export function reconcile(desired: Desired, observed: ObservedNode, env: NodeEnv
         steps.push({ kind: 'start', unit });
         continue;
       }
+      if (u!.activeState !== 'active') continue; // starting, or restarting after a crash: systemd has it in hand
       running.push(unit);
       const since = u!.activeEnterUs / 1000;
       if (since < unitWritten) reason = 'its unit changed';

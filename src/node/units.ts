@@ -176,6 +176,8 @@ export function renderTemplate(node: string, inst: PlannedInstance, env: NodeEnv
       ['ExecStop', command([env.podman, 'stop', '--ignore', `-t=${Math.ceil(inst.stopTimeoutMs / 1000)}`, '--cidfile=%t/%n.ctr-id'])],
       ['ExecStopPost', command([env.podman, 'rm', '-f', '--ignore', '--cidfile=%t/%n.ctr-id'])],
       ['KillMode', 'mixed'],
+      // conmon passes on the container's exit status: 143 is the SIGTERM of a clean `podman stop`.
+      ['SuccessExitStatus', '143'],
       ...common,
     ];
   }

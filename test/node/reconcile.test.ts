@@ -146,6 +146,16 @@ describe('reconcile', () => {
     assert.deepEqual(kinds(reconcile(desiredOf(plan), { ...node, units }, DEFAULT_ENV)), ['start glow-web@1.service']);
   });
 
+  test('an instance that systemd is restarting after a crash is left to systemd', () => {
+    const plan = planOf(BASE);
+    const node = appliedNode(plan, 1_000, 500);
+    const units = new Map(node.units);
+    units.set('glow-web@1.service', { activeState: 'activating', activeEnterUs: 0 });
+    const unitFiles = new Map(node.unitFiles);
+    unitFiles.set('glow-web@.service', { ...unitFiles.get('glow-web@.service')!, mtimeMs: 2_000 });
+    assert.deepEqual(kinds(reconcile(desiredOf(plan), { ...node, units, unitFiles }, DEFAULT_ENV)), []);
+  });
+
   test('a stopped proxy is started before anything else starts', () => {
     const plan = planOf(BASE);
     const node = appliedNode(plan);
