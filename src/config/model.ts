@@ -74,6 +74,23 @@ export interface App {
   readonly env: Readonly<Record<string, string>>;
   readonly health?: Health;
   readonly stopTimeoutMs: number;
+  readonly sandbox: Sandbox;
+}
+
+/**
+ * systemd's sandboxing of an exec instance; the defaults are the strict ones, each can be relaxed. (Podman
+ * instances are isolated by the container runtime instead.)
+ */
+export interface Sandbox {
+  /** Run as this existing user instead of a dynamic one. */
+  readonly user?: string;
+  /** Paths the instance may write despite the read-only system. */
+  readonly writable: readonly string[];
+  /** A persistent state directory (systemd's StateDirectory=glow-<app>, in $STATE_DIRECTORY). */
+  readonly state: boolean;
+  readonly protectSystem: 'strict' | 'full' | 'off';
+  readonly privateTmp: boolean;
+  readonly noNewPrivileges: boolean;
 }
 
 export interface Endpoint {
@@ -171,6 +188,7 @@ export const DEFAULTS = {
   proxy: { balance: 'least-conn', connectTimeoutMs: 1000, idleTimeoutMs: 3_600_000, retries: 2 } as Required<ProxyPolicy>,
   stopGraceMs: 5000,
   stopTimeoutMs: 10_000,
+  sandbox: { writable: [], state: false, protectSystem: 'strict', privateTmp: true, noNewPrivileges: true } as Sandbox,
   health: { intervalMs: 2000, timeoutMs: 1000, rise: 2, fall: 3 },
   configMode: 0o644,
 } as const;

@@ -63,6 +63,7 @@ interface RawApp {
   env?: Record<string, string | number | boolean>;
   health?: RawHealth;
   stop_timeout?: Duration;
+  sandbox?: { user?: string; writable?: string[]; state?: boolean; protect_system?: 'strict' | 'full' | 'off'; private_tmp?: boolean; no_new_privileges?: boolean };
 }
 interface RawExternal {
   endpoints: Record<string, string[] | { protocol?: Protocol; addresses: string[] }>;
@@ -218,6 +219,14 @@ export function normalizeApp(name: string, file: YamlFile, errors: ConfigError[]
     env: Object.fromEntries(Object.entries(raw.env ?? {}).map(([k, v]) => [k, typeof v === 'string' ? v : (file.writtenNumber(['env', k]) ?? String(v))])),
     ...(h ? { health: h } : {}),
     stopTimeoutMs: raw.stop_timeout !== undefined ? parseDuration(raw.stop_timeout) : DEFAULTS.stopTimeoutMs,
+    sandbox: {
+      ...(raw.sandbox?.user !== undefined ? { user: raw.sandbox.user } : {}),
+      writable: raw.sandbox?.writable ?? DEFAULTS.sandbox.writable,
+      state: raw.sandbox?.state ?? DEFAULTS.sandbox.state,
+      protectSystem: raw.sandbox?.protect_system ?? DEFAULTS.sandbox.protectSystem,
+      privateTmp: raw.sandbox?.private_tmp ?? DEFAULTS.sandbox.privateTmp,
+      noNewPrivileges: raw.sandbox?.no_new_privileges ?? DEFAULTS.sandbox.noNewPrivileges,
+    },
   };
 }
 

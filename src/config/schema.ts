@@ -141,6 +141,18 @@ export const SCHEMAS: Record<Kind, Schema> = {
       },
       health,
       stop_timeout: duration,
+      sandbox: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          user: { type: 'string', pattern: '^[a-z_][a-z0-9_-]{0,31}$', glowHint: 'a system user name such as `www-data`' },
+          writable: { type: 'array', items: { type: 'string', pattern: '^/', glowHint: 'an absolute path such as `/var/lib/billing`' }, uniqueItems: true },
+          state: { type: 'boolean' },
+          protect_system: { enum: ['strict', 'full', 'off'] },
+          private_tmp: { type: 'boolean' },
+          no_new_privileges: { type: 'boolean' },
+        },
+      },
     },
   },
   external: {

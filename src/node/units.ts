@@ -154,8 +154,7 @@ export function renderTemplate(node: string, inst: PlannedInstance, env: NodeEnv
       ['WorkingDirectory', dir],
       ['ExecStart', command([posix.join(dir, program ?? ''), ...args])],
       ...common,
-      ['DynamicUser', 'yes'],
-      ...hardening(),
+      ...sandbox(inst),
       ...mounts.map(([from, to]): [string, string] => ['BindReadOnlyPaths', `${from}:${to}`]),
     ];
   } else {
@@ -192,6 +191,26 @@ export function renderTemplate(node: string, inst: PlannedInstance, env: NodeEnv
 export function configMounts(env: NodeEnv, app: string, files: readonly PlannedConfigFile[]): [string, string][] {
   const dirs = [...new Set(files.map((f) => posix.dirname(f.path)))].sort();
   return dirs.map((d) => [posix.join(env.stateDir, 'files', app, d), d]);
+}
+
+/** An exec instance's sandbox: the strict defaults, with what the app relaxed (`sandbox:` in its file). */
+function sandbox(inst: PlannedInstance): [string, string][] {
+  const sb = inst.sandbox;
+  const out: [string, string][] = sb.user !== undefined ? [['User', sb.user]] : [['DynamicUser', 'yes']];
+  for (const [k, v] of hardening()) {
+    if (k === 'ProtectSystem') {
+      if (sb.protectSystem !== 'off') out.push([k, sb.protectSystem]);
+    } else if (k === 'PrivateTmp') {
+      if (sb.privateTmp) out.push([k, v]);
+    } else if (k === 'NoNewPrivileges') {
+      if (sb.noNewPrivileges) out.push([k, v]);
+    } else {
+      out.push([k, v]);
+    }
+  }
+  if (sb.state) out.push(['StateDirectory', `glow-${inst.app}`]);
+  for (const w of sb.writable) out.push(['ReadWritePaths', lit(w)]);
+  return out;
 }
 
 /** systemd's sandboxing, on by default for every instance (exec runtime) and the proxy. */

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { GlowError } from '../config/errors.js';
 import { DEFAULTS, serviceKey } from '../config/model.js';
-import type { App, Health, Protocol, ProvidedPort, ProxyPolicy, Runtime, ServiceRef, Snapshot } from '../config/model.js';
+import type { App, Health, Protocol, ProvidedPort, ProxyPolicy, Runtime, Sandbox, ServiceRef, Snapshot } from '../config/model.js';
 import { closest } from '../config/suggest.js';
 
 export interface PlannedConfigFile {
@@ -34,6 +34,7 @@ export interface PlannedInstance {
   readonly health?: Health;
   readonly config: readonly PlannedConfigFile[];
   readonly stopTimeoutMs: number;
+  readonly sandbox: Sandbox;
 }
 
 export interface Upstream {
@@ -177,6 +178,7 @@ export function planNode(snapshot: Snapshot, node: string): NodePlan {
       ...(app.health ? { health: app.health } : {}),
       config: filesOf(app),
       stopTimeoutMs: app.stopTimeoutMs,
+      sandbox: app.sandbox,
     });
     for (const r of app.requires) {
       const key = r.local * 2 + (groupOf(r.service).protocol === 'udp' ? 1 : 0);

@@ -148,6 +148,12 @@ export async function ask(node: SystemdNode, port: number): Promise<AppAnswer> {
   return JSON.parse(r.stdout) as AppAnswer;
 }
 
+/** The node's metrics endpoint text (GET /metrics on 127.0.0.1:9464 inside the node). */
+export async function metricsText(node: SystemdNode, port = 9464): Promise<string> {
+  const script = `require('http').get('http://127.0.0.1:${port}/metrics', (r) => { let b = ''; r.on('data', (d) => (b += d)); r.on('end', () => process.stdout.write(b)); }).on('error', (e) => { console.error(e.message); process.exit(1); });`;
+  return (await node.execOk([NODE, '-e', script], { timeoutMs: 5000 })).stdout;
+}
+
 export async function mainPid(node: SystemdNode, unit: string): Promise<number> {
   const r = await node.execOk(['systemctl', 'show', '-P', 'MainPID', unit]);
   return Number(r.stdout.trim());

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { bootNode, importBusyboxImage, stopAll } from '../harness/systemd-node.js';
 import type { SystemdNode } from '../harness/systemd-node.js';
-import { activeState, ask, eventually, Glowd, GLOW, mainPid, NODE, Repo, sleep } from './fixture.js';
+import { activeState, ask, eventually, Glowd, GLOW, mainPid, metricsText, NODE, Repo, sleep } from './fixture.js';
 
 after(stopAll);
 
@@ -83,6 +83,13 @@ describe('glowd on a real systemd node', () => {
     assert.match(unit.stdout, /^LogExtraFields=GLOW_INSTANCE=%i$/m);
     const entry = await node.waitForJournalEntry(['GLOW_APP=web'], (e) => e.GLOW_INSTANCE === '1' && e.GLOW_VERSION === '1.0' && e.GLOW_NODE === 'node-a', 10_000);
     assert.equal(entry._SYSTEMD_UNIT, 'glow-web@1.service');
+    const status = await glowd.status();
+    const metrics = await eventually(async () => {
+      const m = await metricsText(node);
+      return m.includes('glow_instance_state{app="web",instance="1",state="active",node="node-a"} 1') && m;
+    }, 'the instance state in the metrics');
+    assert.match(metrics, new RegExp(`^glow_config_revision_info\\{revision="${status.revision}",node="node-a"\\} 1$`, 'm'));
+    assert.match(metrics, /^glow_config_errors\{node="node-a"\} 0$/m);
   });
 
   test('edit an unrelated app: this instance is not touched', async () => {
@@ -146,6 +153,7 @@ describe('glowd on a real systemd node', () => {
       s.configErrors.map((e) => `${e.file}:${e.line} ${e.code}`),
       ['apps/web.yaml:10 GLOW_E_YAML_DUPLICATE_KEY'],
     );
+    assert.match(await metricsText(node), /^glow_config_errors\{node="node-a"\} 1$/m);
     const text = await node.exec([NODE, GLOW, 'status']);
     assert.equal(text.code, 1);
     assert.match(text.stdout, /apps\/web\.yaml:10:1 GLOW_E_YAML_DUPLICATE_KEY/);
