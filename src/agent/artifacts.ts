@@ -25,8 +25,8 @@
  *   itself is aborted only when every caller waiting for it has aborted.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { chmod, copyFile, lstat, mkdir, open, readdir, readFile, readlink, rename, rm, stat, symlink, link } from 'node:fs/promises';
+import { constants as fsConstants, createReadStream } from 'node:fs';
+import { chmod, copyFile, lstat, mkdir, open, readdir, readFile, readlink, rename, rm, stat, statfs, symlink, link } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream';
@@ -165,7 +165,7 @@ function wait(dir: string, f: Flight, signal: AbortSignal | undefined): Promise<
 // ---------------------------------------------------------------------------------------------------------------
 // Installing
 
-interface Record_ {
+interface ArtifactRecord {
   image: string;
   version: string;
   source: string;
@@ -219,7 +219,7 @@ async function install(store: string, dir: string, opts: EnsureArtifactOptions, 
     signal.throwIfAborted();
 
     // The record first, then the directory: a directory that exists always has its record.
-    const record: Record_ = { image: opts.image, version: opts.version, source: where, sha256 };
+    const record: ArtifactRecord = { image: opts.image, version: opts.version, source: where, sha256 };
     const recordPath = metaPath(store, dir);
     await writeDurably(join(tmp, 'record.json'), `${JSON.stringify(record, null, 2)}\n`);
     await mkdirReadable(dirname(recordPath));
@@ -247,11 +247,11 @@ async function install(store: string, dir: string, opts: EnsureArtifactOptions, 
 
 /** An artifact that is already there: check what its record says against what is asked (no network). */
 async function checkInstalled(store: string, dir: string, opts: EnsureArtifactOptions): Promise<void> {
-  let record: Partial<Record_>;
+  let record: Partial<ArtifactRecord>;
   try {
-    record = JSON.parse(await readFile(metaPath(store, dir), 'utf8')) as Partial<Record_>;
+    record = JSON.parse(await readFile(metaPath(store, dir), 'utf8')) as Partial<ArtifactRecord>;
   } catch {
-    return; // no record (put there by hand, or a crash between rename and record): nothing to compare
+    return; // no record (put there by hand): nothing to compare
   }
   if (typeof record.image === 'string' && record.image !== opts.image) throw collision(dir, record.image, opts.image);
   if (opts.digest !== undefined) {
@@ -387,10 +387,18 @@ async function download(url: string, file: string, signal: AbortSignal, timeoutM
     const why = timeout.aborted ? `no complete answer within ${timeoutMs} ms` : reason(e);
     throw new GlowError('GLOW_E_ARTIFACT_FETCH', `could not fetch artifact ${label(opts)} from ${shown}: ${why}`, { cause: e });
   };
+  // identity: a server that would gzip the .tar.gz again must not, so the bytes are the tarball's.
+  const headers: Record<string, string> = { 'accept-encoding': 'identity' };
+  const u = new URL(url);
+  if (u.username || u.password) {
+    // fetch() refuses credentials in a URL: they become a Basic authorization header.
+    const user = `${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`;
+    headers.authorization = `Basic ${Buffer.from(user, 'utf8').toString('base64')}`;
+    u.username = u.password = '';
+  }
   let res: Response;
   try {
-    // identity: a server that would gzip the .tar.gz again must not, so the bytes are the tarball's.
-    res = await fetch(url, { signal: both, redirect: 'follow', headers: { 'accept-encoding': 'identity' } });
+    res = await fetch(u.href, { signal: both, redirect: 'follow', headers });
   } catch (e) {
     return fail(e);
   }
@@ -756,16 +764,24 @@ async function unpack(tarball: string, root: string, signal: AbortSignal, opts: 
       entries.push(e);
     });
     checkEntries(entries);
+    await checkSpace(root, entries.reduce((n, e) => n + e.size, 0));
     // Second pass: write exactly the entries that were checked.
     await mkdir(root, { mode: 0o700 });
+    const w = await Writer.create(root);
     let i = 0;
-    await readTar(tarball, signal, async (e, body) => {
-      const listed = entries[i++];
-      if (!listed || listed.path !== e.path || listed.type !== e.type || listed.target !== e.target) {
-        throw new Refused('the archive changed while it was unpacked');
-      }
-      await writeEntry(root, e, body);
-    });
+    try {
+      await readTar(tarball, signal, async (e, body) => {
+        const listed = entries[i++];
+        if (!listed || listed.path !== e.path || listed.type !== e.type || listed.target !== e.target) {
+          throw new Refused('the archive changed while it was unpacked');
+        }
+        await w.entry(e, body);
+      });
+      await w.drain();
+    } catch (e) {
+      await w.settle(); // nothing may still be writing when the temporary is removed
+      throw e;
+    }
     if (i !== entries.length) throw new Refused('the archive changed while it was unpacked');
   } catch (e) {
     if (signal.aborted) throw signal.reason;
@@ -775,32 +791,122 @@ async function unpack(tarball: string, root: string, signal: AbortSignal, opts: 
   }
 }
 
-async function writeEntry(root: string, e: Entry, body: AsyncIterable<Buffer>): Promise<void> {
-  if (e.path === '') return;
-  const path = join(root, e.path);
-  await mkdir(dirname(path), { recursive: true, mode: 0o755 });
-  switch (e.type) {
-    case 'dir':
-      await mkdir(path, { recursive: true, mode: 0o755 });
-      return;
-    case 'file': {
-      // wx: O_CREAT|O_EXCL, which never follows a symbolic link
-      const fh = await open(path, 'wx', 0o600);
-      try {
-        for await (const chunk of body) await writeAll(fh, chunk);
-        await fh.chmod(e.executable ? 0o755 : 0o644);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      return;
+/** Refuses an artifact that would not fit: better than filling the disk the instances and the journal write to. */
+async function checkSpace(root: string, bytes: number): Promise<void> {
+  const fs = await statfs(dirname(root));
+  const free = fs.bavail * fs.bsize;
+  if (bytes > free) {
+    throw new Refused(`it holds ${bytes} bytes of files and only ${free} bytes are free in ${dirname(dirname(dirname(root)))}`);
+  }
+}
+
+/**
+ * Writes the entries of an artifact under root, in archive order. Small files are written (and fsynced) a few at a
+ * time, because an artifact of thousands of small files otherwise waits for thousands of fsyncs one after the
+ * other; large files are streamed one at a time. Files are created with O_EXCL, which never follows a link.
+ */
+class Writer {
+  private readonly dirs = new Set<string>();
+  private readonly running = new Set<Promise<void>>();
+  private failure: { error: unknown } | undefined;
+  private constructor(
+    private readonly root: string,
+    /** Whether files must be chmod-ed after creation: only if the umask takes bits from 0755 (not the usual 022). */
+    private readonly chmod: boolean,
+  ) {
+    this.dirs.add(root);
+  }
+
+  static async create(root: string): Promise<Writer> {
+    const probe = join(root, '.glow-umask-probe');
+    const fh = await open(probe, 'wx', 0o755);
+    try {
+      return new Writer(root, ((await fh.stat()).mode & 0o777) !== 0o755);
+    } finally {
+      await fh.close();
+      await rm(probe);
     }
-    case 'symlink':
-      await symlink(e.target, path);
-      return;
-    case 'hardlink':
-      await link(join(root, e.target), path);
-      return;
+  }
+
+  async entry(e: Entry, body: AsyncIterable<Buffer> | null, source?: string): Promise<void> {
+    if (this.failure) throw this.failure.error;
+    if (e.path === '') return;
+    const path = join(this.root, e.path);
+    await this.dir(dirname(path));
+    const mode = e.executable ? 0o755 : 0o644;
+    switch (e.type) {
+      case 'dir':
+        return this.dir(path);
+      case 'symlink':
+        return this.start(() => symlink(e.target, path));
+      case 'hardlink':
+        await this.drain(); // its target must be there
+        return link(join(this.root, e.target), path);
+      case 'file':
+        if (source !== undefined) return this.start(() => copyDurably(source, path, mode));
+        if (e.size <= SMALL_FILE && body) {
+          const chunks: Buffer[] = [];
+          for await (const c of body) chunks.push(c);
+          return this.start(() => writeDurably(path, Buffer.concat(chunks), mode, this.chmod));
+        }
+        return writeDurably(path, body ?? [], mode, this.chmod);
+    }
+  }
+
+  /** Waits for every write started; throws the first failure. */
+  async drain(): Promise<void> {
+    await this.settle();
+    if (this.failure) throw this.failure.error;
+  }
+
+  /** Waits for every write started (their failures are recorded, not thrown). */
+  async settle(): Promise<void> {
+    await Promise.all(this.running);
+  }
+
+  private async dir(path: string): Promise<void> {
+    if (this.dirs.has(path)) return;
+    await mkdir(path, { recursive: true, mode: 0o755 });
+    for (let d = path; !this.dirs.has(d); d = dirname(d)) this.dirs.add(d);
+  }
+
+  private async start(task: () => Promise<void>): Promise<void> {
+    while (this.running.size >= PARALLEL_WRITES) await Promise.race(this.running);
+    if (this.failure) throw this.failure.error;
+    const p: Promise<void> = task()
+      .catch((error: unknown) => {
+        this.failure ??= { error };
+      })
+      .finally(() => this.running.delete(p));
+    this.running.add(p);
+  }
+}
+
+const SMALL_FILE = 256 * 1024;
+const PARALLEL_WRITES = 8;
+
+/** Creates path (which must not exist) with content, mode as given whatever the umask, fsynced. */
+async function writeDurably(path: string, content: string | Buffer | AsyncIterable<Buffer> | Buffer[], mode = 0o644, chmod = true): Promise<void> {
+  const fh = await open(path, 'wx', mode);
+  try {
+    if (typeof content === 'string') await writeAll(fh, Buffer.from(content, 'utf8'));
+    else if (Buffer.isBuffer(content)) await writeAll(fh, content);
+    else for await (const chunk of content) await writeAll(fh, chunk);
+    if (chmod) await fh.chmod(mode);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+async function copyDurably(from: string, path: string, mode: number): Promise<void> {
+  await copyFile(from, path, fsConstants.COPYFILE_EXCL);
+  const fh = await open(path, 'r+');
+  try {
+    await fh.chmod(mode);
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }
 
@@ -828,22 +934,18 @@ async function copyTree(from: string, root: string, signal: AbortSignal, opts: E
     };
     await walk(from, '');
     checkEntries(entries);
+    await checkSpace(root, entries.reduce((n, e) => n + e.size, 0));
     await mkdir(root, { mode: 0o700 });
-    for (const e of entries) {
-      signal.throwIfAborted();
-      const path = join(root, e.path);
-      if (e.type === 'dir') await mkdir(path, { mode: 0o755 });
-      else if (e.type === 'symlink') await symlink(e.target, path);
-      else {
-        await copyFile(e.source, path);
-        const fh = await open(path, 'r+');
-        try {
-          await fh.chmod(e.executable ? 0o755 : 0o644);
-          await fh.sync();
-        } finally {
-          await fh.close();
-        }
+    const w = await Writer.create(root);
+    try {
+      for (const e of entries) {
+        signal.throwIfAborted();
+        await w.entry(e, null, e.type === 'file' ? e.source : undefined);
       }
+      await w.drain();
+    } catch (e) {
+      await w.settle();
+      throw e;
     }
   } catch (e) {
     if (signal.aborted) throw signal.reason;
@@ -932,17 +1034,6 @@ async function mkdirReadable(dir: string): Promise<void> {
 async function writeAll(fh: FileHandle, chunk: Uint8Array): Promise<void> {
   let off = 0;
   while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
-}
-
-async function writeDurably(path: string, content: string): Promise<void> {
-  const fh = await open(path, 'wx', 0o644);
-  try {
-    await writeAll(fh, Buffer.from(content, 'utf8'));
-    await fh.chmod(0o644);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }
 
 async function syncDir(dir: string): Promise<void> {

@@ -105,3 +105,21 @@ describe('error codes', () => {
     });
   }
 });
+
+/** Every GLOW_E_ code the sources can produce, outside the config table, is documented for operators. */
+describe('every error code in src/ is documented', () => {
+  test('each GLOW_E_… string in src/ appears in docs/errors.md or docs/operations.md', () => {
+    const docs = ['docs/errors.md', 'docs/operations.md'].map((p) => readFileSync(join(ROOT, p), 'utf8')).join('\n');
+    const found = new Set<string>();
+    const walk = (dir: string) => {
+      for (const name of readdirSync(dir)) {
+        const p = join(dir, name);
+        if (lstatSync(p).isDirectory()) walk(p);
+        else if (p.endsWith('.ts')) for (const m of readFileSync(p, 'utf8').matchAll(/'(GLOW_E_[A-Z0-9_]+)'/g)) found.add(m[1]!);
+      }
+    };
+    walk(join(ROOT, 'src'));
+    const missing = [...found].filter((c) => !docs.includes(c)).sort();
+    assert.deepEqual(missing, [], `document these codes in docs/operations.md (or docs/errors.md): ${missing.join(', ')}`);
+  });
+});
