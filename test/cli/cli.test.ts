@@ -39,7 +39,7 @@ describe('glow check', () => {
     assert.equal(
       r.stdout,
       [
-        'apps/statsd.yaml:4:1 GLOW_E_KEY_UNKNOWN unknown key `port` in this app; known keys: image, version, runtime, command, digest, provides, requires, tags, config, env, health, stop_timeout',
+        'apps/statsd.yaml:4:1 GLOW_E_KEY_UNKNOWN unknown key `port` in this app; known keys: image, version, runtime, command, digest, provides, requires, tags, config, env, health, stop_timeout, sandbox',
         '  4 | port: 3',
         '    | ^',
         'deployments/api-1.yaml:1:6 GLOW_E_REF_UNKNOWN there is no app `apy`; did you mean `api`?',
