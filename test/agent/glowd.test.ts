@@ -163,6 +163,19 @@ describe('glowd on a real systemd node', () => {
     await glowd.until((st) => st.configErrors.length === 0, 'the error gone');
   });
 
+  test('an emptied repository is an error, never "stop everything"', async () => {
+    const saved = `${repo.root}/saved`;
+    await node.execOk(['mv', repo.dir, saved]);
+    await node.execOk(['mkdir', repo.dir]);
+    const s = await glowd.until((st) => st.configErrors.some((e) => e.code === 'GLOW_E_REPO_EMPTY'), 'the empty repository reported');
+    assert.ok(s.revision !== undefined);
+    assert.equal((await ask(node, 8080)).pid, state.webPid);
+    assert.equal(await activeState(node, 'glow-api@1.service'), 'active');
+    await node.execOk(['rmdir', repo.dir]);
+    await node.execOk(['mv', saved, repo.dir]);
+    await glowd.until((st) => st.configErrors.length === 0, 'the repository back');
+  });
+
   test('restart glowd (stopped, then killed): no instance restarts, and they keep running while it is down', async () => {
     const units = ['glow-web@1.service', 'glow-api@1.service', 'glow-worker@1.service', 'glow-worker@2.service'];
     const pids = await Promise.all(units.map((u) => mainPid(node, u)));
