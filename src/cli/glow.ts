@@ -6,6 +6,7 @@ import { GlowError } from '../config/errors.js';
 import { runAgent } from './agent.js';
 import { runCheck } from './check.js';
 import { runPlan } from './plan.js';
+import { runProxy } from './proxy.js';
 import { runStatus } from './status.js';
 
 const HELP = `glow — a damn simple private PaaS
@@ -16,12 +17,13 @@ Usage
                                          (on a node: and what would change there)
   glow status [--json]                   this node: revision applied, errors, proxy, instances
   glow agent                             the node agent (glowd)
+  glow proxy --routes FILE               the node's proxy (run by glow-proxy.service)
 
 Run \`glow COMMAND --help\` for a command's options. The repository DIR defaults to the current directory.
 Docs: docs/config.md (the files), docs/errors.md (every error code).`;
 
 type Command = (argv: string[]) => Promise<number> | number;
-const COMMANDS: Record<string, Command> = { check: runCheck, plan: runPlan, status: runStatus, agent: runAgent };
+const COMMANDS: Record<string, Command> = { check: runCheck, plan: runPlan, status: runStatus, agent: runAgent, proxy: runProxy };
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;

@@ -104,7 +104,7 @@ function renderProxy(env: NodeEnv): string {
       ['ExecReload', '/bin/kill -HUP $MAINPID'],
       ['Restart', 'always'],
       ['RestartSec', '1s'],
-      ['LimitNOFILE', '20000'],
+      ['LimitNOFILE', '65536'], // two descriptors per proxied connection
       ['DynamicUser', 'yes'],
       ['AmbientCapabilities', 'CAP_NET_BIND_SERVICE'],
       ['CapabilityBoundingSet', 'CAP_NET_BIND_SERVICE'],

@@ -1,0 +1,115 @@
+/**
+ * Opening connections to upstreams: one attempt with the route's connect timeout (`connectOnce`), and the TCP
+ * loop that retries a failed or timed-out connect on another upstream, following the fallback chain, before the
+ * client sees anything (`connectWithRetries`). Every attempt counts in the upstream's active connections while it
+ * runs; a failure counts towards the upstream's passive ejection and in the metrics.
+ */
+import { connect, type Socket } from 'node:net';
+import type { LiveRoute, RoutePick } from './live-route.js';
+import type { UpstreamState } from './upstream-registry.js';
+
+export type ConnectOutcome = 'connected' | 'failed' | 'timeout';
+
+export interface Attempt {
+  /** Stops the attempt; its callback is not called. */
+  cancel(): void;
+}
+
+/**
+ * One connect to `pick.upstream`. On success the socket is returned with its timeout cleared and no listeners of
+ * ours left, and the upstream's `active` stays incremented: the caller owns it and decrements it when done.
+ * A connect counts as the upstream's success for TCP; for HTTP only a response does (`connectIsSuccess` false),
+ * so that an instance that accepts and never answers still gets ejected.
+ */
+export function connectOnce(
+  route: LiveRoute,
+  pick: RoutePick,
+  cb: (outcome: ConnectOutcome, socket: Socket | null, reason: string) => void,
+  connectIsSuccess = true,
+): Attempt {
+  const u = pick.upstream;
+  u.active += 1;
+  const traffic = route.trafficOf(u);
+  const socket = connect({ host: u.host, port: u.port, allowHalfOpen: true, noDelay: true });
+  socket.setTimeout(route.spec.policy.connectTimeoutMs);
+  let settled = false;
+  const cleanup = () => {
+    settled = true;
+    socket.removeListener('timeout', onTimeout);
+    socket.removeListener('error', onError);
+    socket.removeListener('connect', onConnect);
+  };
+  const fail = (outcome: 'failed' | 'timeout', reason: string) => {
+    cleanup();
+    socket.destroy();
+    u.active -= 1;
+    if (outcome === 'timeout') traffic.connectTimeouts += 1;
+    else traffic.connectFailures += 1;
+    route.registry.failure(u, pick.group, reason);
+    cb(outcome, null, reason);
+  };
+  const onTimeout = () => fail('timeout', `no connection within ${route.spec.policy.connectTimeoutMs} ms`);
+  const onError = (e: NodeJS.ErrnoException) => fail('failed', e.code ?? e.message);
+  const onConnect = () => {
+    cleanup();
+    socket.setTimeout(0);
+    traffic.connections += 1;
+    if (connectIsSuccess) route.registry.success(u);
+    cb('connected', socket, '');
+  };
+  socket.on('timeout', onTimeout);
+  socket.on('error', onError);
+  socket.on('connect', onConnect);
+  return {
+    cancel() {
+      if (settled) return;
+      cleanup();
+      socket.destroy();
+      u.active -= 1;
+    },
+  };
+}
+
+export type Refusal = 'no_upstream' | 'connect_failed';
+
+/**
+ * Connects to the route's best upstream, retrying a failed connect on another one (up to policy.retries), then
+ * calls back with the socket and its upstream, or with the refusal reason.
+ */
+export function connectWithRetries(
+  route: LiveRoute,
+  cb: (socket: Socket | null, upstream: UpstreamState | null, refusal: Refusal | null) => void,
+): Attempt {
+  const max = route.spec.policy.retries + 1;
+  let tried: Set<UpstreamState> | null = null;
+  let attempts = 0;
+  let current: Attempt | null = null;
+  let cancelled = false;
+  const next = () => {
+    const pick = route.pick(tried);
+    if (!pick) {
+      cb(null, null, attempts === 0 ? 'no_upstream' : 'connect_failed');
+      return;
+    }
+    attempts += 1;
+    current = connectOnce(route, pick, (outcome, socket) => {
+      current = null;
+      if (cancelled) {
+        socket?.destroy();
+        return;
+      }
+      if (outcome === 'connected') return cb(socket, pick.upstream, null);
+      if (attempts >= max) return cb(null, null, 'connect_failed');
+      (tried ??= new Set()).add(pick.upstream);
+      route.stats.retry(outcome === 'timeout' ? 'connect_timeout' : 'connect_failure');
+      next();
+    });
+  };
+  next();
+  return {
+    cancel() {
+      cancelled = true;
+      current?.cancel();
+    },
+  };
+}

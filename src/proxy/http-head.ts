@@ -1,0 +1,349 @@
+/**
+ * HTTP/1.x message heads, parsed on the raw bytes the proxy forwards: only what timing, retries, framing and
+ * connection reuse need (method, status, Content-Length, Transfer-Encoding, Connection, Upgrade, Host). Bodies are
+ * never parsed here or re-serialised anywhere; a head is rewritten only to keep the upstream connection alive
+ * when the client asks to close (see `withoutConnectionHeader` and `withConnectionClose`). Pure.
+ *
+ * Strict where smuggling hides: obsolete line folding, whitespace before a colon, a request with both
+ * Content-Length and Transfer-Encoding, differing Content-Lengths, a transfer coding other than a final
+ * `chunked` on a request, and a bare LF are all refused with 400.
+ */
+import { ProxyError } from './errors.js';
+
+export class HttpHeadError extends ProxyError {
+  constructor(
+    readonly status: 400 | 431 | 502,
+    message: string,
+  ) {
+    super('GLOW_E_PROXY_HTTP_HEAD', message);
+    this.name = 'HttpHeadError';
+  }
+}
+
+/** Longest head accepted (request line or status line plus headers). */
+export const MAX_HEAD_BYTES = 64 * 1024;
+
+const CR = 13;
+const LF = 10;
+const COLON = 58;
+const SP = 32;
+const HT = 9;
+const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
+
+/** The index just past the blank line that ends a head starting at `start`, or -1 if it is not all here yet. */
+export function findHeadEnd(buf: Buffer, start: number, searchFrom = start): number {
+  const i = buf.indexOf(CRLFCRLF, Math.max(start, searchFrom - 3));
+  return i < 0 ? -1 : i + 4;
+}
+
+export interface RequestHead {
+  /** Canonical method name for known methods, `OTHER` for the rest (bounded metric labels). */
+  readonly method: string;
+  /** Safe to send twice (RFC 9110 idempotent methods). */
+  readonly idempotent: boolean;
+  /** No body and no response body framing surprises: HEAD. */
+  readonly head: boolean;
+  readonly minor: number;
+  readonly length: number;
+  /** -1 when absent. */
+  readonly contentLength: number;
+  readonly chunked: boolean;
+  /** The client ends the connection after this exchange (Connection: close, or HTTP/1.0 without keep-alive). */
+  readonly close: boolean;
+  /** The Connection header holds exactly `close` (so it can be dropped towards the upstream). */
+  readonly connectionIsCloseOnly: boolean;
+  /** An upgrade (WebSocket…) or CONNECT: after a 101 (or 2xx to CONNECT) the connection is a tunnel. */
+  readonly upgrade: boolean;
+  /** The Host value's byte range relative to the head's start (-1 when absent); see `hostOf`. */
+  readonly hostStart: number;
+  readonly hostEnd: number;
+  /** Byte ranges [start, end) of every Connection header line, relative to the head's start. */
+  readonly connectionLines: readonly number[];
+}
+
+export interface ResponseHead {
+  readonly status: number;
+  readonly minor: number;
+  readonly length: number;
+  readonly contentLength: number;
+  readonly chunked: boolean;
+  /** The upstream ends the connection after this response. */
+  readonly close: boolean;
+  readonly connectionLines: readonly number[];
+}
+
+const CONN_CLOSE = 1;
+const CONN_KEEP_ALIVE = 2;
+const CONN_UPGRADE = 4;
+const CONN_OTHER = 8;
+
+const TE_NONE = 0;
+const TE_CHUNKED = 1;
+const TE_OTHER = 2;
+
+interface Fields {
+  contentLength: number;
+  /** From the last Transfer-Encoding line: is its final coding chunked? */
+  te: number;
+  /** Tokens of every Connection line, as flags. */
+  conn: number;
+  upgrade: boolean;
+  hostStart: number;
+  hostEnd: number;
+  connectionLines: number[] | null;
+}
+
+const EMPTY: readonly number[] = [];
+
+/** Parses the head in buf[start, end) where `end` is what findHeadEnd returned. */
+export function parseRequestHead(buf: Buffer, start: number, end: number): RequestHead {
+  const lineEnd = indexOfCrlf(buf, start, end);
+  // METHOD SP target SP HTTP/1.x
+  const sp1 = indexOfByte(buf, SP, start, lineEnd);
+  const sp2 = sp1 < 0 ? -1 : lastIndexOfByte(buf, SP, sp1 + 1, lineEnd);
+  if (sp1 <= start || sp2 <= sp1 + 1) throw new HttpHeadError(400, 'malformed request line');
+  const minor = httpVersion(buf, sp2 + 1, lineEnd);
+  if (minor < 0) throw new HttpHeadError(400, 'unsupported HTTP version');
+  const method = methodName(buf, start, sp1);
+  const f = parseFields(buf, lineEnd + 2, end, start, true);
+  const conn = f.conn;
+  let chunked = false;
+  if (f.te !== TE_NONE) {
+    if (f.contentLength >= 0) throw new HttpHeadError(400, 'both Content-Length and Transfer-Encoding');
+    if (f.te !== TE_CHUNKED) throw new HttpHeadError(400, 'a request transfer coding must end with chunked');
+    chunked = true;
+  }
+  const lines = f.connectionLines;
+  return {
+    method,
+    idempotent: IDEMPOTENT.has(method),
+    head: method === 'HEAD',
+    minor,
+    length: end - start,
+    contentLength: f.contentLength,
+    chunked,
+    close: (conn & CONN_CLOSE) !== 0 || (minor === 0 && (conn & CONN_KEEP_ALIVE) === 0),
+    connectionIsCloseOnly: conn === CONN_CLOSE && lines !== null && lines.length === 2,
+    upgrade: method === 'CONNECT' || (f.upgrade && (conn & CONN_UPGRADE) !== 0),
+    hostStart: f.hostStart,
+    hostEnd: f.hostEnd,
+    connectionLines: lines ?? EMPTY,
+  };
+}
+
+/** The Host header of a parsed request head (buf and start as given to parseRequestHead), or null. */
+export function hostOf(buf: Buffer, start: number, head: RequestHead): string | null {
+  return head.hostStart < 0 ? null : buf.toString('latin1', start + head.hostStart, start + head.hostEnd);
+}
+
+export function parseResponseHead(buf: Buffer, start: number, end: number): ResponseHead {
+  const lineEnd = indexOfCrlf(buf, start, end);
+  // HTTP/1.x SP 3DIGIT SP reason
+  if (lineEnd - start < 12 || buf[start + 8] !== SP) throw new HttpHeadError(502, 'malformed status line from upstream');
+  const minor = httpVersion(buf, start, start + 8);
+  const d0 = buf[start + 9]! - 48;
+  const d1 = buf[start + 10]! - 48;
+  const d2 = buf[start + 11]! - 48;
+  if (minor < 0 || d0 < 1 || d0 > 5 || d1 < 0 || d1 > 9 || d2 < 0 || d2 > 9) throw new HttpHeadError(502, 'malformed status line from upstream');
+  const f = parseFields(buf, lineEnd + 2, end, start, false);
+  const conn = f.conn;
+  const chunked = f.te === TE_CHUNKED;
+  return {
+    status: d0 * 100 + d1 * 10 + d2,
+    minor,
+    length: end - start,
+    // With Transfer-Encoding, Content-Length is ignored (RFC 9112 6.3); another coding than chunked reads to close.
+    contentLength: f.te !== TE_NONE ? -1 : f.contentLength,
+    chunked,
+    close: (conn & CONN_CLOSE) !== 0 || (minor === 0 && (conn & CONN_KEEP_ALIVE) === 0) || f.te === TE_OTHER,
+    connectionLines: f.connectionLines ?? EMPTY,
+  };
+}
+
+/** The head without its Connection header lines (relative ranges from the parse). */
+export function withoutConnectionHeader(head: Buffer, lines: readonly number[]): Buffer {
+  const parts: Buffer[] = [];
+  let at = 0;
+  for (let i = 0; i < lines.length; i += 2) {
+    parts.push(head.subarray(at, lines[i]!));
+    at = lines[i + 1]!;
+  }
+  parts.push(head.subarray(at));
+  return Buffer.concat(parts);
+}
+
+const CONNECTION_CLOSE = Buffer.from('Connection: close\r\n\r\n', 'latin1');
+
+/** A response head that tells the client the connection closes after it (replacing any Connection header). */
+export function withConnectionClose(head: Buffer, lines: readonly number[]): Buffer {
+  const stripped = lines.length ? withoutConnectionHeader(head, lines) : head;
+  return Buffer.concat([stripped.subarray(0, stripped.length - 2), CONNECTION_CLOSE]);
+}
+
+/** A complete response the proxy writes itself (502, 503, 504, 400…), closing the connection. */
+export function errorResponse(status: number, reason: string, body: string): Buffer {
+  return Buffer.from(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    'latin1',
+  );
+}
+
+/** Whether a response to this request carries no body whatever its headers say. */
+export function responseHasNoBody(requestIsHead: boolean, status: number): boolean {
+  return requestIsHead || (status >= 100 && status < 200) || status === 204 || status === 304;
+}
+
+export function statusClass(status: number): string {
+  return STATUS_CLASSES[Math.floor(status / 100)] ?? 'other';
+}
+
+const STATUS_CLASSES = ['other', '1xx', '2xx', '3xx', '4xx', '5xx'];
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+const METHODS = ['GET', 'POST', 'PUT', 'HEAD', 'DELETE', 'OPTIONS', 'PATCH', 'CONNECT', 'TRACE'];
+
+function methodName(buf: Buffer, start: number, end: number): string {
+  const len = end - start;
+  outer: for (const m of METHODS) {
+    if (m.length !== len) continue;
+    for (let i = 0; i < len; i++) if (buf[start + i] !== m.charCodeAt(i)) continue outer;
+    return m;
+  }
+  for (let i = start; i < end; i++) {
+    const c = buf[i]!;
+    // tchar, roughly: visible ASCII except separators
+    if (c <= 32 || c >= 127 || c === 40 || c === 41 || c === 44 || c === 47 || c === 58 || c === 59 || c === 34) {
+      throw new HttpHeadError(400, 'malformed method');
+    }
+  }
+  return 'OTHER';
+}
+
+/** The minor version of `HTTP/1.x` at buf[start, end), or -1. */
+function httpVersion(buf: Buffer, start: number, end: number): number {
+  if (end - start !== 8) return -1;
+  if (buf[start] !== 72 || buf[start + 1] !== 84 || buf[start + 2] !== 84 || buf[start + 3] !== 80 || buf[start + 4] !== 47 || buf[start + 5] !== 49 || buf[start + 6] !== 46) return -1;
+  const minor = buf[start + 7]! - 48;
+  return minor === 0 || minor === 1 ? minor : -1;
+}
+
+function parseFields(buf: Buffer, from: number, end: number, headStart: number, request: boolean): Fields {
+  const f: Fields = { contentLength: -1, te: TE_NONE, conn: 0, upgrade: false, hostStart: -1, hostEnd: -1, connectionLines: null };
+  const bad = (msg: string) => new HttpHeadError(request ? 400 : 502, request ? msg : `upstream: ${msg}`);
+  let line = from;
+  const last = end - 2; // the blank line's CRLF
+  while (line < last) {
+    const lineEnd = indexOfCrlf(buf, line, end);
+    const first = buf[line]!;
+    if (first === SP || first === HT) throw bad('obsolete line folding');
+    const colon = indexOfByte(buf, COLON, line, lineEnd);
+    if (colon <= line) throw bad('malformed header line');
+    const nameLen = colon - line;
+    const before = buf[colon - 1]!;
+    if (before === SP || before === HT) throw bad('whitespace before a colon');
+    switch (nameLen) {
+      case 14:
+        if (nameIs(buf, line, 'content-length')) {
+          const n = parseLength(buf, colon + 1, lineEnd);
+          if (n < 0) throw bad('invalid Content-Length');
+          if (f.contentLength >= 0 && f.contentLength !== n) throw bad('two different Content-Lengths');
+          f.contentLength = n;
+        }
+        break;
+      case 17:
+        if (nameIs(buf, line, 'transfer-encoding')) f.te = lastTokenIs(buf, colon + 1, lineEnd, 'chunked') ? TE_CHUNKED : TE_OTHER;
+        break;
+      case 10:
+        if (nameIs(buf, line, 'connection')) {
+          f.conn |= connectionTokens(buf, colon + 1, lineEnd);
+          (f.connectionLines ??= []).push(line - headStart, lineEnd + 2 - headStart);
+        }
+        break;
+      case 7:
+        if (nameIs(buf, line, 'upgrade')) f.upgrade = true;
+        break;
+      case 4:
+        if (request && nameIs(buf, line, 'host')) {
+          let a = colon + 1;
+          let b = lineEnd;
+          while (a < b && (buf[a] === SP || buf[a] === HT)) a++;
+          while (b > a && (buf[b - 1] === SP || buf[b - 1] === HT)) b--;
+          f.hostStart = a - headStart;
+          f.hostEnd = b - headStart;
+        }
+        break;
+    }
+    line = lineEnd + 2;
+  }
+  return f;
+}
+
+/** The tokens of a Connection value as flags, read on the bytes (no strings). */
+function connectionTokens(buf: Buffer, from: number, end: number): number {
+  let flags = 0;
+  let i = from;
+  while (i < end) {
+    while (i < end && (buf[i] === SP || buf[i] === HT || buf[i] === 44)) i++;
+    const t = i;
+    while (i < end && buf[i] !== 44 && buf[i] !== SP && buf[i] !== HT) i++;
+    const len = i - t;
+    if (len === 0) continue;
+    if (len === 5 && nameIs(buf, t, 'close')) flags |= CONN_CLOSE;
+    else if (len === 10 && nameIs(buf, t, 'keep-alive')) flags |= CONN_KEEP_ALIVE;
+    else if (len === 7 && nameIs(buf, t, 'upgrade')) flags |= CONN_UPGRADE;
+    else flags |= CONN_OTHER;
+  }
+  return flags;
+}
+
+/** Whether the last comma-separated token of buf[from, end) is `token` (case-insensitive). */
+function lastTokenIs(buf: Buffer, from: number, end: number, token: string): boolean {
+  while (end > from && (buf[end - 1] === SP || buf[end - 1] === HT)) end--;
+  let t = end;
+  while (t > from && buf[t - 1] !== 44 && buf[t - 1] !== SP && buf[t - 1] !== HT) t--;
+  return end - t === token.length && nameIs(buf, t, token);
+}
+
+function indexOfCrlf(buf: Buffer, from: number, end: number): number {
+  for (let i = from; i < end; i++) {
+    const c = buf[i]!;
+    if (c === CR) {
+      if (buf[i + 1] !== LF) throw new HttpHeadError(400, 'a bare CR in the head');
+      return i;
+    }
+    if (c === LF) throw new HttpHeadError(400, 'a bare LF in the head');
+  }
+  throw new HttpHeadError(400, 'unterminated head line');
+}
+
+function indexOfByte(buf: Buffer, byte: number, from: number, end: number): number {
+  for (let i = from; i < end; i++) if (buf[i] === byte) return i;
+  return -1;
+}
+
+function lastIndexOfByte(buf: Buffer, byte: number, from: number, end: number): number {
+  for (let i = end - 1; i >= from; i--) if (buf[i] === byte) return i;
+  return -1;
+}
+
+function nameIs(buf: Buffer, at: number, lower: string): boolean {
+  for (let i = 0; i < lower.length; i++) if ((buf[at + i]! | 0x20) !== lower.charCodeAt(i)) return false;
+  return true;
+}
+
+
+function parseLength(buf: Buffer, from: number, end: number): number {
+  while (from < end && (buf[from] === SP || buf[from] === HT)) from++;
+  while (end > from && (buf[end - 1] === SP || buf[end - 1] === HT)) end--;
+  if (from === end || end - from > 15) return -1;
+  let n = 0;
+  for (let i = from; i < end; i++) {
+    const d = buf[i]! - 48;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
+}
+
+

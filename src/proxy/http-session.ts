@@ -1,0 +1,704 @@
+/**
+ * One client connection of an `http` route, proxied on the raw stream: request and response heads are parsed in
+ * place (src/proxy/http-head.ts), bodies are only framed (src/proxy/body-framer.ts) and forwarded as the chunks
+ * that arrived, never re-serialised.
+ *
+ * Per request:
+ * - the upstream is chosen per request (least-conn counts requests in flight), on a keep-alive connection from
+ *   the upstream's idle pool when there is one, so clients that close after each request still reuse upstream
+ *   connections (a client's `Connection: close` is dropped towards the upstream and added to the response);
+ * - a failed connect is retried on another upstream for every method (the upstream never saw the request);
+ *   a reset or close before the response, a 502 and a 503 are retried only for idempotent methods (never a
+ *   POST) whose bytes were all kept (at most 64 KiB), up to policy.retries and within the route's retry budget;
+ * - when nothing is left to try the proxy answers 503 (no upstream) or 502 (upstream failed), and 504 when
+ *   the idle timeout passes with no response;
+ * - the duration from the request head to the last byte of the response is observed by method and status class.
+ * Upgrades (WebSocket) and CONNECT become a raw tunnel after the upstream's 101 (2xx for CONNECT). Pipelined
+ * requests wait, unread, until the response before them is complete.
+ */
+import type { Socket } from 'node:net';
+import { BodyFramer, MALFORMED, NEED_MORE } from './body-framer.js';
+import { now } from './clock.js';
+import { connectOnce, type Attempt } from './connector.js';
+import {
+  errorResponse,
+  findHeadEnd,
+  HttpHeadError,
+  MAX_HEAD_BYTES,
+  parseRequestHead,
+  parseResponseHead,
+  responseHasNoBody,
+  withConnectionClose,
+  withoutConnectionHeader,
+  type RequestHead,
+  type ResponseHead,
+} from './http-head.js';
+import type { LiveRoute } from './live-route.js';
+import type { RetryReason, RouteStats } from './metrics.js';
+import type { Session } from './session.js';
+import type { GroupState, PooledConnection, UpstreamState } from './upstream-registry.js';
+
+/** The most request bytes kept for a retry; a larger request is sent once. */
+export const MAX_RETAINED_BYTES = 64 * 1024;
+/** Idle upstream connections kept per upstream. */
+export const POOL_MAX_PER_UPSTREAM = 128;
+
+const noop = () => {};
+
+/** A keep-alive connection to an upstream: attached to one session at a time, or parked in the upstream's pool. */
+export class UpstreamConnection implements PooledConnection {
+  session: HttpSession | null = null;
+  idleSince = 0;
+  /** Responses completed on it: a failure on a reused connection may be a stale keep-alive, not a sick upstream. */
+  served = 0;
+
+  constructor(
+    readonly socket: Socket,
+    readonly state: UpstreamState,
+  ) {
+    socket.on('data', (d: Buffer) => {
+      if (this.session) this.session.upstreamData(d);
+      else this.destroy();
+    });
+    socket.on('drain', () => this.session?.upstreamDrain());
+    socket.on('end', () => {
+      if (this.session) this.session.upstreamGone(this, false);
+      else this.destroy();
+    });
+    socket.on('error', noop);
+    socket.on('close', () => {
+      if (this.session) this.session.upstreamGone(this, true);
+      else this.unpool();
+    });
+  }
+
+  park(): void {
+    this.session = null;
+    const pool = this.state.idle as UpstreamConnection[];
+    if (this.state.retired || pool.length >= POOL_MAX_PER_UPSTREAM || this.socket.destroyed) return this.destroy();
+    // idleSince was set when its last response completed.
+    pool.push(this);
+  }
+
+  private unpool(): void {
+    const pool = this.state.idle as UpstreamConnection[];
+    const i = pool.indexOf(this);
+    if (i >= 0) pool.splice(i, 1);
+  }
+
+  destroy(): void {
+    this.session = null;
+    this.socket.destroy();
+  }
+}
+
+/**
+ * A request that must not be sent twice goes only on a connection that was busy moments ago: an upstream may close
+ * a connection that idled longer (its keep-alive timeout) just as the request is sent, and only an idempotent
+ * request can then be retried.
+ */
+export const NON_IDEMPOTENT_MAX_IDLE_MS = 1000;
+
+/** Takes the most recently used idle connection to `u` from its pool (idle at most `maxIdleMs`), or null. */
+function fromPool(u: UpstreamState, maxIdleMs: number): UpstreamConnection | null {
+  const pool = u.idle as UpstreamConnection[];
+  const t = now();
+  while (pool.length > 0) {
+    if (t - pool[pool.length - 1]!.idleSince > maxIdleMs) return null;
+    const c = pool.pop()!;
+    if (!c.socket.destroyed && c.socket.writable && c.socket.readable) return c;
+    c.destroy();
+  }
+  return null;
+}
+
+/** Closes pooled connections idle for longer than `maxIdleMs` (run periodically by the proxy). */
+export function sweepPool(u: UpstreamState, maxIdleMs: number, t: number): void {
+  const pool = u.idle as UpstreamConnection[];
+  let kept = 0;
+  for (const c of pool) {
+    if (t - c.idleSince > maxIdleMs) c.destroy();
+    else pool[kept++] = c;
+  }
+  pool.length = kept;
+}
+
+export interface RouteSource {
+  /** The route in force now, for the next request. */
+  current(): LiveRoute;
+}
+
+type ReqPhase = 'head' | 'body' | 'done';
+type ResPhase = 'idle' | 'wait' | 'head' | 'body' | 'tunnel';
+
+export class HttpSession implements Session {
+  private readonly connStats: RouteStats;
+  private route: LiveRoute;
+  private closed = false;
+  private draining = false;
+  private clientEnded = false;
+  /** Our side is ended: whatever the client still sends is dropped. */
+  private finishing = false;
+
+  // request
+  private reqPhase: ReqPhase = 'head';
+  private partial: Buffer | null = null;
+  private req: RequestHead | null = null;
+  private readonly reqFramer = new BodyFramer();
+  private retained: Buffer[] | null = null;
+  private retainedBytes = 0;
+  private pending: Buffer[] | null = null;
+  private stash: Buffer | null = null;
+  private startedAt = 0;
+  /** The request head goes out as it came (not rewritten), so it can share a write with the body. */
+  private reqHeadInPlace = true;
+  private wantsClose = false;
+  private attempts = 0;
+  private tried: Set<UpstreamState> | null = null;
+  private pausedForUpstream = false;
+  private pausedForStash = false;
+
+  // upstream and response
+  private up: UpstreamConnection | null = null;
+  /** The connection of the previous request, kept for the next one (a client's requests stay on a warm connection). */
+  private idleUp: UpstreamConnection | null = null;
+  private group: GroupState | null = null;
+  private connecting: Attempt | null = null;
+  private resPhase: ResPhase = 'idle';
+  private resPartial: Buffer | null = null;
+  private res: ResponseHead | null = null;
+  private readonly resFramer = new BodyFramer();
+  private responded = false;
+  /** The response head not yet written, and where it starts in the current chunk (-1: rewritten, elsewhere). */
+  private resHead: Buffer | null = null;
+  private resHeadAt = -1;
+
+  constructor(
+    private readonly client: Socket,
+    private readonly source: RouteSource,
+    private readonly onClose: (s: Session) => void,
+  ) {
+    this.route = source.current();
+    this.connStats = this.route.stats;
+    this.connStats.opened += 1;
+    this.connStats.active += 1;
+    client.setTimeout(this.route.spec.policy.idleTimeoutMs);
+    client.on('data', (chunk: Buffer) => this.clientData(chunk));
+    client.on('drain', () => {
+      if (this.up && this.up.session === this) this.up.socket.resume();
+    });
+    client.on('end', () => this.clientEnd());
+    client.on('timeout', () => this.idleTimeout());
+    client.on('error', noop);
+    client.on('close', () => this.clientClosed());
+  }
+
+  // ---- client side ----
+
+  private clientData(chunk: Buffer): void {
+    if (this.finishing) return;
+    if (this.resPhase === 'tunnel') {
+      if (this.up && !this.up.socket.write(chunk)) this.pauseClient('upstream');
+      return;
+    }
+    if (this.reqPhase === 'done') {
+      this.stash = this.stash ? Buffer.concat([this.stash, chunk]) : chunk;
+      this.pauseClient('stash');
+      return;
+    }
+    if (this.partial) {
+      const joined = Buffer.concat([this.partial, chunk]);
+      const from = this.partial.length;
+      this.partial = null;
+      this.process(joined, 0, from);
+    } else this.process(chunk, 0, 0);
+  }
+
+  /** Handles buf[off..] as request bytes; `searchFrom` skips what an earlier search for the head end covered. */
+  private process(buf: Buffer, off: number, searchFrom: number): void {
+    let fresh = false;
+    if (this.reqPhase === 'head') {
+      const end = findHeadEnd(buf, off, off + searchFrom);
+      if (end < 0) {
+        if (buf.length - off > MAX_HEAD_BYTES) return this.answer(431, 'Request Header Fields Too Large', 'request head too large\n');
+        this.partial = off === 0 ? buf : buf.subarray(off);
+        return;
+      }
+      let head: RequestHead;
+      try {
+        head = parseRequestHead(buf, off, end);
+      } catch (e) {
+        if (e instanceof HttpHeadError) return this.answer(400, 'Bad Request', `${e.message}\n`);
+        throw e;
+      }
+      const bytes = buf.subarray(off, end);
+      const out = this.startRequest(head, bytes);
+      if (this.closed) return;
+      fresh = true;
+      if (out !== bytes) {
+        this.sendUp(out);
+        off = end;
+      }
+      // Otherwise the head stays in place and goes out with the body bytes of this chunk, in one write.
+    }
+    if (this.reqPhase === 'body') {
+      const from = fresh && this.reqHeadInPlace ? off : -1;
+      const bodyStart = fresh && this.reqHeadInPlace ? off + this.req!.length : off;
+      const r = this.reqFramer.feed(buf, bodyStart, buf.length);
+      if (r === MALFORMED) return this.answer(400, 'Bad Request', 'malformed chunked body\n');
+      const to = r === NEED_MORE ? buf.length : r;
+      const start = from >= 0 ? from : bodyStart;
+      if (to > start) this.sendUp(start === 0 && to === buf.length ? buf : buf.subarray(start, to));
+      if (r === NEED_MORE) {
+        if (fresh) this.acquire();
+        return;
+      }
+      off = r;
+      this.reqPhase = 'done';
+    } else if (fresh && this.reqHeadInPlace) {
+      this.sendUp(off === 0 && this.req!.length === buf.length ? buf : buf.subarray(off, off + this.req!.length));
+      off += this.req!.length;
+    }
+    if (fresh) this.acquire();
+    if (this.closed) return;
+    if (off < buf.length) {
+      // The next request, pipelined: it waits, unread, for the response to this one.
+      this.stash = buf.subarray(off);
+      this.pauseClient('stash');
+    }
+  }
+
+  /** Sets up a request; returns the head to send (the same bytes, or a rewritten copy). */
+  private startRequest(head: RequestHead, bytes: Buffer): Buffer {
+    const route = (this.route = this.source.current());
+    route.budget.request(now());
+    this.req = head;
+    this.startedAt = now();
+    this.wantsClose = head.close || this.draining;
+    this.attempts = 0;
+    this.tried = null;
+    this.responded = false;
+    this.res = null;
+    this.resHead = null;
+    this.resPhase = 'wait';
+    // Keep the upstream connection reusable when only the client wants to close.
+    const out = head.close && head.minor === 1 && head.connectionIsCloseOnly ? withoutConnectionHeader(bytes, head.connectionLines) : bytes;
+    this.reqHeadInPlace = out === bytes;
+    if (head.chunked) this.reqFramer.reset('chunked');
+    else if (head.contentLength > 0) this.reqFramer.reset('length', head.contentLength);
+    else this.reqFramer.reset('none');
+    this.reqPhase = this.reqFramer.done ? 'done' : 'body';
+    this.retained = head.idempotent ? [] : null;
+    this.retainedBytes = 0;
+    this.pending = [];
+    return out;
+  }
+
+  /** Request bytes towards the upstream: kept for a retry while allowed, queued until a connection is attached. */
+  private sendUp(data: Buffer): void {
+    if (this.retained !== null) {
+      this.retainedBytes += data.length;
+      if (this.retainedBytes > MAX_RETAINED_BYTES) this.retained = null;
+      else this.retained.push(data);
+    }
+    if (this.pending !== null) {
+      this.pending.push(data);
+      // Waiting for a connection: read no more than this until it is there.
+      if (this.connecting) this.pauseClient('upstream');
+      return;
+    }
+    if (this.up && !this.up.socket.write(data)) this.pauseClient('upstream');
+  }
+
+  private pauseClient(why: 'upstream' | 'stash'): void {
+    if (why === 'upstream') this.pausedForUpstream = true;
+    else this.pausedForStash = true;
+    this.client.pause();
+  }
+
+  private resumeClient(why: 'upstream' | 'stash'): void {
+    const was = this.pausedForUpstream || this.pausedForStash;
+    if (why === 'upstream') this.pausedForUpstream = false;
+    else this.pausedForStash = false;
+    if (was && !this.pausedForUpstream && !this.pausedForStash && !this.closed) this.client.resume();
+  }
+
+  private clientEnd(): void {
+    this.clientEnded = true;
+    if (this.resPhase === 'tunnel') {
+      this.up?.socket.end();
+      return;
+    }
+    // Half-closed between requests: nothing more will come.
+    if (this.resPhase === 'idle' && this.stash === null && !this.finishing) this.finish();
+  }
+
+  private idleTimeout(): void {
+    if (this.resPhase === 'wait' || (this.resPhase === 'head' && !this.responded)) {
+      const u = this.up?.state;
+      if (u && this.group) this.route.registry.failure(u, this.group, 'no response within idleTimeoutMs');
+      this.dropUpstream();
+      return this.answer(504, 'Gateway Timeout', 'the upstream did not answer in time\n');
+    }
+    this.abort();
+  }
+
+  private clientClosed(): void {
+    if (this.closed) return;
+    this.closed = true;
+    const s = this.connStats;
+    s.active -= 1;
+    s.closed += 1;
+    s.receivedBytes += this.client.bytesRead;
+    s.sentBytes += this.client.bytesWritten;
+    this.connecting?.cancel();
+    this.connecting = null;
+    if (this.up) {
+      this.up.state.active -= 1;
+      this.up.destroy();
+      this.up = null;
+    }
+    this.releaseIdle();
+    this.onClose(this);
+  }
+
+  // ---- choosing and attaching an upstream ----
+
+  private acquire(): void {
+    const route = this.route;
+    const kept = this.idleUp;
+    const pick = route.pick(this.tried, kept?.state ?? null);
+    const maxIdleMs = this.req!.idempotent ? Infinity : NON_IDEMPOTENT_MAX_IDLE_MS;
+    if (kept) {
+      this.idleUp = null;
+      if (pick && pick.upstream === kept.state && kept.socket.writable && !kept.state.retired && now() - kept.idleSince <= maxIdleMs) {
+        this.attempts += 1;
+        this.group = pick.group;
+        kept.state.active += 1;
+        return this.attach(kept);
+      }
+      kept.park();
+    }
+    if (!pick) {
+      if (this.attempts === 0) route.stats.refusedNoUpstream += 1;
+      else route.stats.refusedConnectFailed += 1;
+      return this.answer(503, 'Service Unavailable', 'no upstream is available\n');
+    }
+    this.attempts += 1;
+    this.group = pick.group;
+    const pooled = fromPool(pick.upstream, maxIdleMs);
+    if (pooled) {
+      pick.upstream.active += 1;
+      return this.attach(pooled);
+    }
+    if (this.reqPhase === 'body') this.pauseClient('upstream');
+    this.connecting = connectOnce(route, pick, (outcome, socket, _reason) => {
+      this.connecting = null;
+      if (this.closed) {
+        socket?.destroy();
+        if (socket) pick.upstream.active -= 1;
+        return;
+      }
+      if (socket) return this.attach(new UpstreamConnection(socket, pick.upstream));
+      this.retryOrFail(pick.upstream, outcome === 'timeout' ? 'connect_timeout' : 'connect_failure', true);
+    }, false);
+  }
+
+  private attach(c: UpstreamConnection): void {
+    c.session = this;
+    this.up = c;
+    const pending = this.pending;
+    this.pending = null;
+    if (pending && pending.length > 0) {
+      let ok: boolean;
+      if (pending.length === 1) ok = c.socket.write(pending[0]!);
+      else {
+        c.socket.cork();
+        for (const b of pending) c.socket.write(b);
+        c.socket.uncork();
+        ok = c.socket.writableLength < c.socket.writableHighWaterMark;
+      }
+      if (ok && this.pausedForUpstream) this.resumeClient('upstream');
+      else if (!ok) this.pauseClient('upstream');
+    }
+    if (this.resPhase === 'wait') this.resPhase = 'head';
+  }
+
+  /** After a failure before any response byte reached the client: another upstream, or an answer of our own. */
+  private retryOrFail(failed: UpstreamState, reason: RetryReason, connectFailure: boolean): void {
+    const route = this.route;
+    const req = this.req!;
+    const canReplay = connectFailure || (req.idempotent && this.retained !== null);
+    const allowed = canReplay && this.attempts < route.spec.policy.retries + 1 && route.budget.tryRetry(now());
+    if (!allowed) {
+      if (connectFailure) {
+        route.stats.refusedConnectFailed += 1;
+        return this.answer(503, 'Service Unavailable', 'no upstream accepted the connection\n');
+      }
+      return this.answer(502, 'Bad Gateway', 'the upstream failed before answering\n');
+    }
+    (this.tried ??= new Set()).add(failed);
+    route.stats.retry(reason);
+    // A failed connect sent nothing: what is pending still is the whole request so far. Otherwise replay it.
+    if (!connectFailure) this.pending = [...this.retained!];
+    this.resPhase = 'wait';
+    this.resPartial = null;
+    this.acquire();
+  }
+
+  private dropIdle(): void {
+    const c = this.idleUp;
+    this.idleUp = null;
+    c?.destroy();
+  }
+
+  /** Gives the kept connection back to its upstream's pool (the client is going away). */
+  private releaseIdle(): void {
+    const c = this.idleUp;
+    this.idleUp = null;
+    c?.park();
+  }
+
+  /** Detaches and closes the current upstream connection (not reusable). */
+  private dropUpstream(): void {
+    const c = this.up;
+    if (!c) return;
+    this.up = null;
+    c.state.active -= 1;
+    c.destroy();
+  }
+
+  // ---- upstream side ----
+
+  upstreamData(chunk: Buffer): void {
+    if (this.up === null) {
+      // Bytes on the kept connection between requests: it cannot be trusted any more.
+      this.dropIdle();
+      return;
+    }
+    if (this.resPhase === 'tunnel') {
+      if (!this.client.write(chunk)) this.up!.socket.pause();
+      return;
+    }
+    if (this.resPhase !== 'head' && this.resPhase !== 'body') {
+      // Bytes nobody asked for: this connection cannot be trusted any more.
+      this.dropUpstream();
+      return;
+    }
+    let buf = chunk;
+    let searchFrom = 0;
+    if (this.resPartial) {
+      searchFrom = this.resPartial.length;
+      buf = Buffer.concat([this.resPartial, chunk]);
+      this.resPartial = null;
+    }
+    this.response(buf, 0, searchFrom);
+  }
+
+  private response(buf: Buffer, off: number, searchFrom: number): void {
+    while (this.resPhase === 'head') {
+      const end = findHeadEnd(buf, off, off + searchFrom);
+      searchFrom = 0;
+      if (end < 0) {
+        if (buf.length - off > MAX_HEAD_BYTES) return this.upstreamBroken('response head too large');
+        this.resPartial = off === 0 ? buf : buf.subarray(off);
+        return;
+      }
+      let res: ResponseHead;
+      try {
+        res = parseResponseHead(buf, off, end);
+      } catch (e) {
+        if (e instanceof HttpHeadError) return this.upstreamBroken(e.message);
+        throw e;
+      }
+      const req = this.req!;
+      const head = buf.subarray(off, end);
+      off = end;
+      if (res.status >= 100 && res.status < 200 && res.status !== 101) {
+        this.responded = true;
+        this.retained = null;
+        this.client.write(head);
+        continue;
+      }
+      if (
+        (res.status === 502 || res.status === 503) &&
+        !this.responded &&
+        this.reqPhase === 'done' &&
+        req.idempotent &&
+        this.retained !== null &&
+        this.attempts < this.route.spec.policy.retries + 1
+      ) {
+        const u = this.up!.state;
+        if (this.route.budget.tryRetry(now())) {
+          this.route.registry.failure(u, this.group!, `HTTP ${res.status}`);
+          this.dropUpstream();
+          (this.tried ??= new Set()).add(u);
+          this.route.stats.retry(res.status === 502 ? 'status_502' : 'status_503');
+          this.pending = [...this.retained];
+          this.resPhase = 'wait';
+          this.acquire();
+          return;
+        }
+      }
+      this.res = res;
+      this.responded = true;
+      this.retained = null;
+      const tunnel = (res.status === 101 && req.upgrade) || (req.method === 'CONNECT' && res.status >= 200 && res.status < 300);
+      if (tunnel) {
+        this.client.write(head);
+        this.resPhase = 'tunnel';
+        this.client.setTimeout(this.route.spec.policy.idleTimeoutMs);
+        if (off < buf.length) this.client.write(buf.subarray(off));
+        const stash = this.stash;
+        this.stash = null;
+        if (stash) this.up!.socket.write(stash);
+        this.reqPhase = 'done';
+        this.resumeClient('stash');
+        this.resumeClient('upstream');
+        if (this.clientEnded) this.up!.socket.end();
+        return;
+      }
+      const out = this.wantsClose && !res.close ? withConnectionClose(head, res.connectionLines) : head;
+      if (responseHasNoBody(req.head, res.status)) this.resFramer.reset('none');
+      else if (res.chunked) this.resFramer.reset('chunked');
+      else if (res.contentLength >= 0) this.resFramer.reset('length', res.contentLength);
+      else this.resFramer.reset('close');
+      // The head goes out with the first body bytes, in one write.
+      this.resHead = out;
+      this.resHeadAt = out === head ? off - head.length : -1;
+      this.resPhase = 'body';
+    }
+    if (this.resPhase === 'body') {
+      const r = this.resFramer.feed(buf, off, buf.length);
+      if (r === MALFORMED) return this.upstreamBroken('malformed chunked body');
+      const to = r === NEED_MORE ? buf.length : r;
+      if (!this.emit(buf, off, to)) this.up!.socket.pause();
+      if (r !== NEED_MORE) this.complete(r < buf.length);
+    }
+  }
+
+  /** Writes buf[from, to) to the client, after the response head if it is still to go: one write either way. */
+  private emit(buf: Buffer, from: number, to: number): boolean {
+    const head = this.resHead;
+    if (head === null) return from < to ? this.client.write(from === 0 && to === buf.length ? buf : buf.subarray(from, to)) : true;
+    this.resHead = null;
+    if (this.resHeadAt >= 0) {
+      const at = this.resHeadAt;
+      return this.client.write(at === 0 && to === buf.length ? buf : buf.subarray(at, to));
+    }
+    if (from >= to) return this.client.write(head);
+    this.client.cork();
+    this.client.write(head);
+    this.client.write(buf.subarray(from, to));
+    this.client.uncork();
+    return this.client.writableLength < this.client.writableHighWaterMark;
+  }
+
+  upstreamDrain(): void {
+    this.resumeClient('upstream');
+  }
+
+  /** The upstream ended (FIN) or closed while attached to this session. */
+  upstreamGone(c: UpstreamConnection, closed: boolean): void {
+    if (c === this.idleUp) return this.dropIdle();
+    if (c !== this.up) return;
+    if (this.resPhase === 'tunnel') {
+      if (closed) {
+        this.up = null;
+        c.state.active -= 1;
+        if (!this.client.destroyed) this.client.end();
+      } else this.client.end();
+      return;
+    }
+    if (this.resPhase === 'body' && this.resFramer.mode === 'close') {
+      // A response framed by the end of the connection is complete.
+      this.complete(true);
+      return;
+    }
+    if (!this.responded && (this.resPhase === 'head' || this.resPhase === 'wait')) {
+      const u = c.state;
+      const stale = c.served > 0;
+      this.dropUpstream();
+      if (!stale) this.route.registry.failure(u, this.group!, 'closed before a response');
+      return this.retryOrFail(u, 'reset', false);
+    }
+    // Cut in the middle of a response: the client cannot be told otherwise.
+    this.dropUpstream();
+    this.client.destroy();
+  }
+
+  private upstreamBroken(reason: string): void {
+    const u = this.up?.state;
+    if (u && this.group) this.route.registry.failure(u, this.group, reason);
+    this.dropUpstream();
+    if (this.responded) this.client.destroy();
+    else this.answer(502, 'Bad Gateway', 'the upstream sent a malformed response\n');
+  }
+
+  /** The response is complete; `garbage` means the upstream sent more than the response, so it is not reused. */
+  private complete(garbage: boolean): void {
+    const req = this.req!;
+    const res = this.res!;
+    this.observe(res.status);
+    const c = this.up!;
+    this.up = null;
+    c.state.active -= 1;
+    c.served += 1;
+    if (res.status < 500) this.route.registry.success(c.state);
+    const reusable = !garbage && !res.close && this.reqPhase === 'done' && this.resFramer.mode !== 'close' && !req.upgrade;
+    if (reusable) {
+      c.idleSince = now();
+      this.idleUp = c;
+    } else c.destroy();
+    this.resPhase = 'idle';
+    this.req = null;
+    this.res = null;
+    if (this.wantsClose || this.draining || this.reqPhase !== 'done' || res.close) return this.finish();
+    this.reqPhase = 'head';
+    const stash = this.stash;
+    this.stash = null;
+    const wasPaused = this.pausedForStash;
+    this.pausedForStash = false;
+    if (stash) this.process(stash, 0, 0);
+    else if (this.clientEnded) return this.finish();
+    if (wasPaused && !this.closed && !this.pausedForStash && !this.pausedForUpstream) this.client.resume();
+  }
+
+  private observe(status: number): void {
+    this.route.observeHttp(this.req!.method, status, (now() - this.startedAt) / 1000);
+  }
+
+  /** An answer of the proxy's own, then the connection closes. */
+  private answer(status: number, reason: string, body: string): void {
+    if (this.req) this.observe(status);
+    this.connecting?.cancel();
+    this.connecting = null;
+    this.dropUpstream();
+    this.resPhase = 'idle';
+    this.reqPhase = 'done';
+    this.req = null;
+    this.finish(errorResponse(status, reason, body));
+  }
+
+  /** Ends our side, and reads (and drops) whatever the client still sends until it closes too. */
+  private finish(last?: Buffer): void {
+    this.finishing = true;
+    this.stash = null;
+    this.releaseIdle();
+    if (this.client.destroyed) return;
+    if (last) this.client.end(last);
+    else this.client.end();
+    this.client.resume();
+  }
+
+  drain(): void {
+    this.draining = true;
+    if (this.resPhase === 'idle' && this.partial === null && this.stash === null && !this.finishing) this.finish();
+  }
+
+  abort(): void {
+    this.connecting?.cancel();
+    this.connecting = null;
+    this.client.destroy();
+  }
+}

@@ -1,0 +1,322 @@
+/**
+ * The proxy: every frontend of the node, changed in place when new routes arrive.
+ *
+ * `apply(routes)` compares the frontends wanted (by key, `tcp|udp bind:port`) with those running:
+ * - a frontend that is gone stops accepting at once and drains: its TCP connections run until their peers end
+ *   them (or their idle timeout), HTTP connections close at their next request boundary, UDP sessions end;
+ * - a frontend that stays keeps its socket and takes the new routes for new connections (and new HTTP requests);
+ * - a new frontend binds; one that cannot bind is reported (log, /status, glow_proxy_frontend_up) and tried
+ *   again every few seconds, while everything else serves.
+ * Upstreams that stay keep their health and ejections (src/proxy/upstream-registry.ts). Nothing restarts.
+ *
+ * `reload(file)` reads and checks the whole file first: a bad file is logged and counted, and the routes in force
+ * stay. Reloads run one at a time. `stop(drainMs)` stops accepting everywhere, drains, and ends what is left
+ * when the time is up.
+ */
+import type { Logger } from 'pino';
+import type { ProxyRoutes } from '../node/routes.js';
+import { DEFAULT_PANIC_SHARE } from './balancer.js';
+import { now } from './clock.js';
+import { sweepPool } from './http-session.js';
+import { LiveRoute } from './live-route.js';
+import { ProxyMetrics } from './metrics.js';
+import { DEFAULT_RETRY_BUDGET, RetryBudget, type RetryBudgetOptions } from './retry-budget.js';
+import { frontendsOf, readRoutesFile, type FrontendSpec, type RouteSpec } from './routes-file.js';
+import { TcpFrontend } from './tcp-frontend.js';
+import { UdpFrontend } from './udp-frontend.js';
+import { DEFAULT_EJECTION, type EjectionPolicy } from './upstream-health.js';
+import { UpstreamRegistry } from './upstream-registry.js';
+
+export interface ProxyOptions {
+  readonly log: Logger;
+  readonly ejection?: EjectionPolicy;
+  /** The last group's panic threshold (share of usable upstreams); see src/proxy/balancer.ts. */
+  readonly panicShare?: number;
+  readonly retryBudget?: RetryBudgetOptions;
+  /** Idle keep-alive connections to upstreams are closed after this long (shorter than most servers' own). */
+  readonly poolIdleMs?: number;
+  /** A frontend that failed to bind is tried again this often. */
+  readonly bindRetryMs?: number;
+}
+
+type Frontend = TcpFrontend | UdpFrontend;
+
+export interface ApplyResult {
+  readonly opened: string[];
+  readonly closed: string[];
+  readonly kept: string[];
+  /** Frontends that could not bind, with the error code. */
+  readonly failed: { key: string; error: string }[];
+}
+
+export class Proxy {
+  readonly metrics: ProxyMetrics;
+  readonly registry: UpstreamRegistry;
+  private readonly log: Logger;
+  private readonly frontends = new Map<string, Frontend>();
+  private readonly draining = new Set<TcpFrontend>();
+  private routes: LiveRoute[] = [];
+  private readonly budgets = new Map<string, RetryBudget>();
+  private readonly panicShare: number;
+  private readonly budgetOptions: RetryBudgetOptions;
+  private readonly bindRetryMs: number;
+  private node = '';
+  private appliedAt: string | null = null;
+  private chain: Promise<unknown> = Promise.resolve();
+  private readonly sweeper: NodeJS.Timeout;
+  private bindRetry: NodeJS.Timeout | null = null;
+  private stopped = false;
+
+  constructor(opts: ProxyOptions) {
+    this.log = opts.log;
+    this.panicShare = opts.panicShare ?? DEFAULT_PANIC_SHARE;
+    this.budgetOptions = opts.retryBudget ?? DEFAULT_RETRY_BUDGET;
+    this.bindRetryMs = opts.bindRetryMs ?? 2000;
+    this.registry = new UpstreamRegistry(opts.log, opts.ejection ?? DEFAULT_EJECTION, {
+      onRetired: (u) => this.metrics.retireUpstream(u),
+    });
+    this.metrics = new ProxyMetrics({
+      upstreams: () => this.registry.upstreams(),
+      frontends: () => this.frontends.values(),
+    });
+    const poolIdleMs = opts.poolIdleMs ?? 3000;
+    this.sweeper = setInterval(() => {
+      const t = now();
+      for (const u of this.registry.upstreams()) if (u.idle.length) sweepPool(u, poolIdleMs, t);
+    }, Math.max(100, poolIdleMs / 4));
+    this.sweeper.unref();
+  }
+
+  /** Applies routes (serialised with reloads). */
+  apply(routes: ProxyRoutes): Promise<ApplyResult> {
+    const run = this.chain.then(() => this.applyNow(routes));
+    this.chain = run.catch(() => {});
+    return run;
+  }
+
+  /** Re-reads the routes file; a bad file is logged and counted and the routes in force stay. */
+  reload(file: string): Promise<boolean> {
+    const run = this.chain.then(async () => {
+      let routes: ProxyRoutes;
+      try {
+        routes = readRoutesFile(file);
+      } catch (e) {
+        this.metrics.reloadsFailed += 1;
+        this.log.error({ file, code: (e as { code?: string }).code, err: (e as Error).message }, 'routes file refused; the routes in force stay');
+        return false;
+      }
+      const r = await this.applyNow(routes);
+      this.metrics.reloadsOk += 1;
+      this.log.info({ file, opened: r.opened, closed: r.closed, kept: r.kept.length, failed: r.failed }, 'routes reloaded');
+      return true;
+    });
+    this.chain = run.catch(() => {});
+    return run;
+  }
+
+  private async applyNow(routes: ProxyRoutes): Promise<ApplyResult> {
+    if (this.stopped) return { opened: [], closed: [], kept: [], failed: [] };
+    const specs = frontendsOf(routes);
+    const wanted = new Map(specs.map((s) => [s.key, s]));
+    const live = new Map<string, LiveRoute[]>();
+    const all: LiveRoute[] = [];
+    for (const spec of specs) {
+      const lr = spec.routes.map((r) => new LiveRoute(r, this.registry, this.metrics, this.budgetOf(r), this.panicShare));
+      live.set(spec.key, lr);
+      all.push(...lr);
+    }
+    const result: ApplyResult = { opened: [], closed: [], kept: [], failed: [] };
+    // Close first, so that a port moving between frontends is free for its new bind.
+    for (const [key, f] of this.frontends) {
+      if (wanted.has(key)) continue;
+      this.frontends.delete(key);
+      this.retire(f);
+      result.closed.push(key);
+    }
+    const binding: Frontend[] = [];
+    for (const spec of specs) {
+      if (spec.routes.length > 1) {
+        this.log.warn({ frontend: spec.key, routes: spec.routes.map((r) => r.name), serving: spec.routes[0]!.name }, 'several routes share one port; until Host routing lands the first one serves it');
+      }
+      const f = this.frontends.get(spec.key);
+      if (f) {
+        f.setRoutes(spec, live.get(spec.key)!);
+        result.kept.push(spec.key);
+        if (!f.bound) binding.push(f);
+        continue;
+      }
+      const nf = this.create(spec, live.get(spec.key)!);
+      this.frontends.set(spec.key, nf);
+      binding.push(nf);
+      result.opened.push(spec.key);
+    }
+    await Promise.all(binding.map((f) => f.listen()));
+    for (const f of binding) {
+      if (f.bound) continue;
+      result.failed.push({ key: f.key, error: f.error ?? 'unknown' });
+      this.log.error({ frontend: f.key, code: 'GLOW_E_PROXY_BIND', err: f.error }, 'listener could not bind; retrying');
+    }
+    const old = this.routes;
+    this.routes = all;
+    for (const r of old) r.release();
+    this.node = routes.node;
+    this.appliedAt = new Date().toISOString();
+    this.scheduleBindRetry();
+    return result;
+  }
+
+  private budgetOf(r: RouteSpec): RetryBudget {
+    const key = `${r.kind} ${r.name}`;
+    let b = this.budgets.get(key);
+    if (!b) this.budgets.set(key, (b = new RetryBudget(this.budgetOptions)));
+    return b;
+  }
+
+  private create(spec: FrontendSpec, routes: LiveRoute[]): Frontend {
+    return spec.transport === 'udp' ? new UdpFrontend(spec, routes, this.log) : new TcpFrontend(spec, routes, this.log);
+  }
+
+  private retire(f: Frontend): void {
+    if (f instanceof UdpFrontend) {
+      f.close();
+      return;
+    }
+    this.draining.add(f);
+    void f.close().then(() => this.draining.delete(f));
+  }
+
+  private scheduleBindRetry(): void {
+    if (this.bindRetry || this.stopped) return;
+    if (![...this.frontends.values()].some((f) => !f.bound)) return;
+    this.bindRetry = setTimeout(() => {
+      this.bindRetry = null;
+      const run = this.chain.then(async () => {
+        if (this.stopped) return;
+        const unbound = [...this.frontends.values()].filter((f) => !f.bound);
+        await Promise.all(unbound.map((f) => f.listen()));
+        for (const f of unbound) if (f.bound) this.log.info({ frontend: f.key }, 'listener bound');
+        this.scheduleBindRetry();
+      });
+      this.chain = run.catch(() => {});
+    }, this.bindRetryMs);
+  }
+
+  /** Whether every frontend is bound. */
+  get ready(): boolean {
+    for (const f of this.frontends.values()) if (!f.bound) return false;
+    return true;
+  }
+
+  status(): ProxyStatus {
+    const t = now();
+    const frontend = (f: Frontend, draining: boolean): FrontendStatus => ({
+      key: f.key,
+      bound: f.bound,
+      error: f.error,
+      draining,
+      connections: f instanceof TcpFrontend ? f.sessions.size : f.sessionCount,
+      routes: routeStatus(f.liveRoutes, t),
+    });
+    return {
+      node: this.node,
+      appliedAt: this.appliedAt,
+      frontends: [...[...this.frontends.values()].map((f) => frontend(f, false)), ...[...this.draining].map((f) => frontend(f, true))],
+    };
+  }
+
+  /** Stops accepting everywhere, drains for up to `drainMs`, then ends what is left. */
+  async stop(drainMs: number): Promise<void> {
+    this.stopped = true;
+    if (this.bindRetry) clearTimeout(this.bindRetry);
+    this.bindRetry = null;
+    await this.chain;
+    for (const [key, f] of this.frontends) {
+      this.frontends.delete(key);
+      this.retire(f);
+    }
+    const tcp = [...this.draining];
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(tcp.map((f) => f.close())), new Promise<void>((resolve) => (timer = setTimeout(resolve, drainMs)))]);
+    clearTimeout(timer);
+    for (const f of tcp) f.abortAll();
+    this.draining.clear();
+    for (const r of this.routes) r.release();
+    this.routes = [];
+    this.registry.close();
+    clearInterval(this.sweeper);
+  }
+}
+
+export interface UpstreamStatus {
+  readonly address: string;
+  readonly node: string | null;
+  readonly instance: number | null;
+  readonly local: boolean;
+  /** By active checks. */
+  readonly healthy: boolean;
+  readonly ejected: boolean;
+  /** Milliseconds of ejection left. */
+  readonly ejectedForMs: number;
+  readonly ejections: number;
+  readonly active: number;
+  readonly lastCheckError: string | null;
+}
+
+export interface GroupStatus {
+  readonly service: string;
+  readonly kind: 'app' | 'external';
+  readonly check: string;
+  readonly upstreams: UpstreamStatus[];
+}
+
+export interface RouteStatus {
+  readonly name: string;
+  readonly kind: 'listener' | 'exposure';
+  readonly service: string;
+  readonly protocol: string;
+  readonly groups: GroupStatus[];
+}
+
+export interface FrontendStatus {
+  readonly key: string;
+  readonly bound: boolean;
+  readonly error: string | null;
+  readonly draining: boolean;
+  readonly connections: number;
+  readonly routes: RouteStatus[];
+}
+
+export interface ProxyStatus {
+  readonly node: string;
+  readonly appliedAt: string | null;
+  readonly frontends: FrontendStatus[];
+}
+
+function routeStatus(live: readonly LiveRoute[], t: number): RouteStatus[] {
+  return live.map((lr) => {
+    const spec = lr.spec;
+    return {
+      name: spec.name,
+      kind: spec.kind,
+      service: spec.service,
+      protocol: spec.protocol,
+      groups: lr.groups.map((g) => ({
+        service: g.service,
+        kind: g.spec.kind,
+        check: g.spec.health.type === 'http' ? `http ${g.spec.health.path}` : g.spec.health.type,
+        upstreams: g.members.map((u) => ({
+          address: u.address,
+          node: u.upstream.node,
+          instance: u.upstream.instance ?? null,
+          local: u.local,
+          healthy: u.health.healthy,
+          ejected: u.health.isEjected(t),
+          ejectedForMs: Math.max(0, Math.round(u.health.ejectedUntilMs() - t)),
+          ejections: u.health.ejectionsTotal,
+          active: u.active,
+          lastCheckError: u.health.lastCheckError,
+        })),
+      })),
+    };
+  });
+}
