@@ -26,6 +26,7 @@ import { PROXY_UNIT, renderUnits, routesFile, templateName } from '../node/units
 import type { NodeEnv } from '../node/units.js';
 import { planNode } from '../plan/node-plan.js';
 import type { NodePlan, PlannedInstance } from '../plan/node-plan.js';
+import type { FrontendStatus } from '../proxy/proxy.js';
 import { ensureArtifact } from './artifacts.js';
 import { symlinkAtomic, writeFileAtomic } from './fs-atomic.js';
 import { checkInstance } from './health.js';
@@ -84,7 +85,8 @@ export interface AgentStatus {
   readonly configErrors: readonly ProblemReport[];
   /** Errors of the last reconcile (a unit that failed to start, an artifact refused, …). */
   readonly applyErrors: readonly ProblemReport[];
-  readonly proxy: { readonly activeState: string; readonly since: string | undefined } | undefined;
+  /** The proxy's unit state, and (read from its admin socket by the control server) its listeners. */
+  readonly proxy: { readonly activeState: string; readonly since: string | undefined; readonly frontends?: readonly FrontendStatus[] } | undefined;
   readonly instances: readonly InstanceStatus[];
 }
 

@@ -64,7 +64,18 @@ export async function runAgent(argv: string[]): Promise<number> {
   );
 
   const control = await listenControl(f.socket, async (req, res) => {
-    if (req.url === '/status') return json(res, agent.status());
+    if (req.url === '/status') {
+      // The proxy's listeners with their upstreams, health and ejections, when the proxy answers.
+      const status = agent.status();
+      let frontends: unknown[] | undefined;
+      try {
+        const r = await getUnix(PROXY_ADMIN_SOCKET, '/status', 2000);
+        if (r.status === 200) frontends = (JSON.parse(r.body) as { frontends: unknown[] }).frontends;
+      } catch {
+        // the proxy is down: status says so through its unit state
+      }
+      return json(res, { ...status, proxy: status.proxy ? { ...status.proxy, ...(frontends ? { frontends } : {}) } : undefined });
+    }
     if (req.url === '/plan') return json(res, agent.plan ?? null);
     if (req.url === '/observed') {
       const { observed } = await observe(systemd, f.unitDir, env);

@@ -54,6 +54,21 @@ export function formatStatus(st: AgentStatus, style: Style, now: Date): string {
     for (const e of st.applyErrors) out.push(`  ${e.code}${e.unit ? ` ${e.unit}` : ''} ${e.message}`);
   }
   out.push('', `proxy: ${st.proxy ? `${st.proxy.activeState} since ${ago(st.proxy.since, now)}` : 'not running'}`);
+  for (const f of st.proxy?.frontends ?? []) {
+    const state = f.draining ? ' (draining)' : f.bound ? '' : style.red(` (not bound: ${f.error ?? 'unknown'})`);
+    out.push(`  ${f.key}${state}  ${f.connections} connection${f.connections === 1 ? '' : 's'}`);
+    for (const r of f.routes) {
+      out.push(`    ${r.kind} ${r.name} → ${r.service} (${r.protocol})`);
+      r.groups.forEach((g, i) => {
+        out.push(`      ${i === 0 ? '' : 'fallback '}${g.service} (${g.check})`);
+        for (const u of g.upstreams) {
+          const health = u.ejected ? style.red(`ejected for ${Math.ceil(u.ejectedForMs / 1000)}s`) : u.healthy ? style.green('healthy') : style.red(`unhealthy${u.lastCheckError ? ` (${u.lastCheckError})` : ''}`);
+          const where = u.node ? ` ${u.node}${u.local ? ', local' : ''}` : '';
+          out.push(`        ${u.address}${where}  ${health}  ${u.active} active, ${u.ejections} ejection${u.ejections === 1 ? '' : 's'}`);
+        }
+      });
+    }
+  }
   out.push('', style.bold(`instances (${st.instances.length})`));
   for (const i of st.instances) {
     const state = i.activeState === 'active' ? style.green(`${i.activeState} (${i.subState})`) : i.activeState === 'failed' ? style.red(`${i.activeState} (${i.subState})`) : `${i.activeState} (${i.subState})`;

@@ -11,13 +11,13 @@ import { activeState, ask, eventually, Glowd, GLOW, mainPid, metricsText, NODE, 
 
 after(stopAll);
 
-const web = (version: string, extra = '') => `# the front end
+const web = (version: string, extra = '', requires = '') => `# the front end
 image: web
 version: "${version}"
 runtime: exec
 command: [bin/server, "8080"]
 provides: [8080/http]
-config: { source: files/web/web.conf, path: /etc/web/web.conf, on_change: reload }
+${requires}config: { source: files/web/web.conf, path: /etc/web/web.conf, on_change: reload }
 env: { APP_CONFIG: /etc/web/web.conf${extra} }
 health: { http: / }
 `;
@@ -205,6 +205,20 @@ describe('glowd on a real systemd node', () => {
     assert.match(changes.stdout, /write glow-api@\.service/);
     assert.match(changes.stdout, /rolling restart of glow-api@1\.service \(its unit changed\)/);
     assert.match(changes.stdout, /retire glow-worker@2\.service/);
+  });
+
+  test('a required service answers on its local port through the node\'s proxy, without restarting anyone', async () => {
+    repo.write('apps/web.yaml', web('1.0', '', 'requires: [api:9000 -> 19000]\n'));
+    const a = await eventually(async () => {
+      const r = await ask(node, 19000);
+      return r.app === 'api' && r;
+    }, 'api answering on 127.0.0.1:19000 through the proxy');
+    assert.equal(a.instance, '1');
+    assert.equal(await mainPid(node, 'glow-web@1.service'), state.webPid, 'a new route reloads the proxy, not the app');
+    const text = await node.execOk([NODE, GLOW, 'status']);
+    assert.match(text.stdout, /tcp 127\.0\.0\.1:19000 .*\n {4}listener 19000 → api:9000 \(tcp\)\n {6}api:9000 \(tcp\)\n {8}127\.0\.0\.1:9000 node-a, local {2}healthy/);
+    const metrics = await metricsText(node);
+    assert.match(metrics, /^glow_proxy_/m, 'the proxy\'s metrics on the node\'s one endpoint');
   });
 
   test('delete a deployment: the instance is stopped after the grace period, then its files go', async () => {
