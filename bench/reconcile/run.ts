@@ -84,11 +84,15 @@ async function main(): Promise<void> {
     for (let i = 2; i <= N; i++) {
       // glowd: drop the file, wait for the port.
       let t0 = performance.now();
+      const wall0 = Date.now();
       const g = waitPort(10000 + i);
       repo.write(`deployments/svc-${i}.yaml`, `app: svc-${i}\nnode: bench\n`);
       await g;
       glowdMs.push(performance.now() - t0);
-      if (process.env.GLOW_BENCH_VERBOSE) console.error('glowd', i, glowdMs.at(-1));
+      if (process.env.GLOW_BENCH_VERBOSE) {
+        const lines = glowd.log.split('\n').filter((l) => l.includes('"time"')).map((l) => JSON.parse(l) as { time: number; msg: string; loadMs?: number; observeMs?: number }).filter((l) => l.time >= wall0 - 3000);
+        console.error('glowd', i, glowdMs.at(-1)!.toFixed(0), lines.map((l) => `${l.msg}${l.msg === 'reconciling' ? JSON.stringify((l as unknown as { steps: string[]; reason: string }).steps) + (l as unknown as { reason: string }).reason : ''}@${l.time - wall0}${l.loadMs !== undefined ? `(load ${l.loadMs}, observe ${l.observeMs})` : ''}`).join(' '));
+      }
       // The floor: write the same unit, daemon-reload, start.
       // Not named glow-* and without glow's header: glowd would (rightly) remove it as its own orphan.
       const unit = floorUnits.get(`glow-floor-${i}@.service`)!.split('\n').slice(1).join('\n');
@@ -103,6 +107,7 @@ async function main(): Promise<void> {
       if (process.env.GLOW_BENCH_VERBOSE) console.error('floor', i, floorMs.at(-1));
     }
     prober.kill();
+    if (process.env.GLOW_BENCH_VERBOSE) console.error(glowd.log.split('\n').filter((l) => /"level":(40|50)/.test(l)).join('\n'));
     const load = (await import('node:os')).loadavg()[0]!.toFixed(2);
     console.log(`bench/reconcile: deployment file written → port answering, ${glowdMs.length} instances each, interleaved (load average ${load})`);
     console.log(`${'path'.padEnd(44)} ${'median ms'.padStart(10)} ${'p95 ms'.padStart(8)} ${'x floor'.padStart(8)}`);

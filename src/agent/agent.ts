@@ -31,7 +31,7 @@ import { ensureArtifact } from './artifacts.js';
 import { symlinkAtomic, writeFileAtomic } from './fs-atomic.js';
 import { checkInstance } from './health.js';
 import type { AgentMetrics } from './metrics.js';
-import { observe } from './observe.js';
+import { observe, observeStates } from './observe.js';
 import type { Systemd, UnitState } from './systemd.js';
 import { SystemdError } from './systemd.js';
 
@@ -219,17 +219,22 @@ export class Agent {
     const newRevision = this.#plan?.revision !== plan.revision;
     this.#plan = plan;
     const units = renderUnits(plan, this.#opts.env);
-    const { observed, states } = await observe(this.#systemd, this.#opts.unitDir, this.#opts.env);
-    this.#states = states;
+    const tPlanned = process.hrtime.bigint();
+    const observed = await observe(this.#systemd, this.#opts.unitDir, this.#opts.env);
+    const tObserved = process.hrtime.bigint();
     const steps = reconcile({ plan, units, routes: renderRoutes(plan) }, observed, this.#opts.env);
     if (newRevision || steps.some((s) => s.kind !== 'retire' && s.kind !== 'ensure-artifact')) {
-      this.#log.info({ revision: plan.revision, reason, steps: steps.filter((s) => s.kind !== 'ensure-artifact').map(describeStep) }, 'reconciling');
+      const ms = (a: bigint, b: bigint) => Math.round(Number(b - a) / 1e5) / 10;
+      this.#log.info(
+        { revision: plan.revision, reason, loadMs: ms(t0, tPlanned), observeMs: ms(tPlanned, tObserved), steps: steps.filter((s) => s.kind !== 'ensure-artifact').map(describeStep) },
+        'reconciling',
+      );
     }
     const errors: ProblemReport[] = [];
     await this.#apply(steps, plan, snapshot, units.files, errors);
     this.#applyErrors = errors;
     if (newRevision || !this.#appliedAt) this.#appliedAt = now;
-    this.#states = (await observe(this.#systemd, this.#opts.unitDir, this.#opts.env)).states;
+    this.#states = await observeStates(this.#systemd, this.#opts.unitDir);
     this.#metrics.setApplied(plan.revision, this.#appliedAt, this.#instanceStatus());
     this.#metrics.observeReconcile(errors.length ? 'error' : 'ok', t0);
   }

@@ -90,23 +90,30 @@ export function readRoutes(env: NodeEnv): string | undefined {
 export async function readUnitStates(systemd: Systemd, names: Iterable<string>): Promise<Map<string, UnitState>> {
   const all = new Set<string>(names);
   for (const n of await systemd.listUnits(['glow-*', TARGET])) if (GLOW_UNIT.test(n) && !n.endsWith('@.service')) all.add(n);
-  const out = new Map<string, UnitState>();
-  for (const n of [...all].sort()) {
-    if (n.endsWith('@.service')) continue;
-    out.set(n, await systemd.state(n));
-  }
-  return out;
+  // Asked all at once: D-Bus pipelines the calls.
+  const wanted = [...all].filter((n) => !n.endsWith('@.service')).sort();
+  const states = await Promise.all(wanted.map((n) => systemd.state(n)));
+  return new Map(wanted.map((n, i) => [n, states[i]!]));
 }
 
-export async function observe(systemd: Systemd, unitDir: string, env: NodeEnv): Promise<{ observed: ObservedNode; states: Map<string, UnitState> }> {
+/**
+ * The observed node for reconcile(): one ListUnitsByPatterns call for the states, and the activation time of
+ * each running unit (pipelined). Units that systemd has not loaded are inactive.
+ */
+export async function observe(systemd: Systemd, unitDir: string, env: NodeEnv): Promise<ObservedNode> {
   const unitFiles = readOwnUnitFiles(unitDir);
   const wants = readOwnLinks(unitDir);
-  const linked = [...wants.keys()].map((k) => basename(k));
-  const states = await readUnitStates(systemd, [...unitFiles.keys(), ...linked]);
+  const listed = await systemd.listStates(['glow-*', TARGET]);
+  const running = [...listed].filter(([n, u]) => GLOW_UNIT.test(n) && u.activeState !== 'inactive' && u.activeState !== 'failed');
+  const since = await Promise.all(running.map(([, u]) => systemd.activeEnterUs(u.path)));
   const units = new Map<string, ObservedUnit>();
-  for (const [n, s] of states) units.set(n, { activeState: s.activeState, activeEnterUs: s.activeEnterUs });
-  return {
-    observed: { unitFiles, wants, units, configFiles: readConfigStore(env), routes: readRoutes(env) },
-    states,
-  };
+  running.forEach(([n, u], i) => units.set(n, { activeState: u.activeState, activeEnterUs: since[i]! }));
+  for (const [n, u] of listed) if (GLOW_UNIT.test(n) && !units.has(n)) units.set(n, { activeState: u.activeState, activeEnterUs: 0 });
+  return { unitFiles, wants, units, configFiles: readConfigStore(env), routes: readRoutes(env) };
+}
+
+/** Full states of glow's units (for status): those systemd lists, and those glowd has files or links for. */
+export async function observeStates(systemd: Systemd, unitDir: string): Promise<Map<string, UnitState>> {
+  const linked = [...readOwnLinks(unitDir).keys()].map((k) => basename(k));
+  return readUnitStates(systemd, [...readOwnUnitFiles(unitDir).keys(), ...linked]);
 }

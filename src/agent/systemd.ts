@@ -153,6 +153,18 @@ export class Systemd {
     };
   }
 
+  /** The loaded units matching shell-style patterns, with their states: one call, for the hot path. */
+  async listStates(patterns: string[]): Promise<Map<string, { activeState: string; subState: string; path: string }>> {
+    const [units] = (await this.#manager('ListUnitsByPatterns', 'asas', [[], patterns])) as [unknown[][]];
+    return new Map(units.map((u) => [String(u[0]), { activeState: String(u[3]), subState: String(u[4]), path: String(u[6]) }]));
+  }
+
+  /** When the unit at `path` (from listStates) last became active, µs since the epoch. */
+  async activeEnterUs(path: string): Promise<number> {
+    const [v] = (await this.#call('Get', DEST, path, PROPS, 'ss', [UNIT, 'ActiveEnterTimestamp'])) as [{ value: unknown }];
+    return typeof v.value === 'bigint' ? Number(v.value) : Number(v.value ?? 0);
+  }
+
   /** Names of the loaded units matching shell-style patterns (e.g. `glow-*`), whatever their state. */
   async listUnits(patterns: string[]): Promise<string[]> {
     const [units] = (await this.#manager('ListUnitsByPatterns', 'asas', [[], patterns])) as [unknown[][]];

@@ -32,7 +32,7 @@ Options
   --bus ADDRESS         systemd's D-Bus (default unix:path=/run/dbus/system_bus_socket)
   --metrics-listen H:P  the metrics endpoint (default: glow.yaml metrics.listen, else 0.0.0.0:9464)
   --glow-command CMD    how units run glow (default: this Node.js and this glow)
-  --debounce DURATION   quiet time after a change before reading (default 250ms)
+  --debounce DURATION   quiet time after a change before reading (default 50ms)
   --tick DURATION       re-plan this often without changes (default 30s)
   --health-timeout D    rolling restarts wait this long for health (default 60s)`;
 
@@ -46,7 +46,7 @@ export async function runAgent(argv: string[]): Promise<number> {
     bus: { type: 'string' },
     metricsListen: { type: 'string' },
     glowCommand: { type: 'string' },
-    debounce: { type: 'string', default: '250ms' },
+    debounce: { type: 'string', default: '50ms' },
     tick: { type: 'string', default: '30s' },
     healthTimeout: { type: 'string', default: '60s' },
   });
@@ -78,7 +78,7 @@ export async function runAgent(argv: string[]): Promise<number> {
     }
     if (req.url === '/plan') return json(res, agent.plan ?? null);
     if (req.url === '/observed') {
-      const { observed } = await observe(systemd, f.unitDir, env);
+      const observed = await observe(systemd, f.unitDir, env);
       return json(res, {
         env,
         observed: {

@@ -93,7 +93,7 @@ export class Glowd {
   }
 
   start(extra: string[] = []): void {
-    this.proc = this.node.spawn([NODE, join(ROOT, 'dist/src/cli/glowd.js'), '--repo', this.repo.dir, '--node', this.node.name, '--debounce', '100ms', '--tick', '2s', '--health-timeout', '20s', ...extra]);
+    this.proc = this.node.spawn([NODE, join(ROOT, 'dist/src/cli/glowd.js'), '--repo', this.repo.dir, '--node', this.node.name, '--tick', '2s', '--health-timeout', '20s', ...extra]);
     this.proc.stdout?.on('data', (d: Buffer) => (this.log += d.toString()));
     this.proc.stderr?.on('data', (d: Buffer) => (this.log += d.toString()));
   }
