@@ -110,10 +110,25 @@ function renderProxy(env: NodeEnv): string {
       ['CapabilityBoundingSet', 'CAP_NET_BIND_SERVICE'],
       ...hardening(),
       ['ReadOnlyPaths', env.stateDir],
+      ...tmpInstall(env).map((dir): [string, string] => ['BindReadOnlyPaths', dir]),
       ['SyslogIdentifier', 'glow-proxy'],
     ]],
     ['Install', [['WantedBy', TARGET]]],
   ]);
+}
+
+/**
+ * A Glow that runs from under /tmp (a checkout in CI, a developer's build) is hidden by the private /tmp that
+ * DynamicUser= implies: bind its directory back, read-only. An installed Glow (/usr/lib/glow) needs nothing.
+ */
+function tmpInstall(env: NodeEnv): string[] {
+  const dirs = new Set<string>();
+  for (const arg of env.glowCommand) {
+    if (!/^\/(var\/)?tmp\//.test(arg)) continue;
+    const i = arg.indexOf('/dist/');
+    dirs.add(i > 0 ? arg.slice(0, i) : posix.dirname(arg));
+  }
+  return [...dirs].sort().map(lit);
 }
 
 /** The template of one app: every instance of the app runs it with its number as `%i`. */

@@ -47,6 +47,15 @@ describe('unit rendering', () => {
     assert.match(text, /^Environment="GLOW_INSTANCE=%i"$/m);
   });
 
+  test('a Glow run from under /tmp is bound back into the proxy\'s private /tmp', () => {
+    const r = loadRepository(memorySource({ 'nodes/n.yaml': 'address: 10.0.0.1\n' }));
+    assert.ok(r.ok);
+    const plan = planNode(r.snapshot, 'n');
+    const fromTmp = renderUnits(plan, { ...DEFAULT_ENV, glowCommand: ['/usr/bin/node', '/tmp/ci/glow/dist/src/cli/glow.js'] }).files.get('glow-proxy.service')!;
+    assert.match(fromTmp, /^BindReadOnlyPaths=\/tmp\/ci\/glow$/m);
+    assert.doesNotMatch(renderUnits(plan, DEFAULT_ENV).files.get('glow-proxy.service')!, /BindReadOnlyPaths/);
+  });
+
   test('a relaxed sandbox: a system user, writable paths, state', () => {
     const r = loadRepository(
       memorySource({
