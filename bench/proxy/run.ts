@@ -1,7 +1,7 @@
 /**
  * bench/proxy: Glow's proxy side by side with HAProxy and a direct connection, interleaved, on this machine.
  *
- *   npm run build && node dist/bench/proxy/run.js [--rounds 3] [--seconds 5] [--idle 10000] [--no-cluster]
+ *   npm run build && node dist/bench/proxy/run.js [--rounds 3] [--seconds 5] [--idle 10000] [--no-cluster] [--targets a,b]
  *
  * Needs (Debian): nginx, haproxy, wrk, iperf3, util-linux (taskset, prlimit); run as root (it raises its own
  * open-files limit for the idle-connection figure).
@@ -29,6 +29,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '5' },
     idle: { type: 'string', default: '10000' },
     'no-cluster': { type: 'boolean', default: false },
+    targets: { type: 'string' },
   },
 });
 const ROUNDS = Number(values.rounds);
@@ -129,7 +130,7 @@ function family(pid: number): number[] {
 
 interface Target {
   name: string;
-  kind: 'direct' | 'tcp' | 'http';
+  kind: 'direct' | 'tcp' | 'http' | 'https';
   /** The HAProxy target it is compared with. */
   baseline: string;
   port: number;
@@ -164,7 +165,7 @@ function wrkLoad(name: string, conns: number, close: boolean): Load {
       const cpu0 = cpuSeconds(pids);
       const args = ['-c', '0', 'wrk', '-t1', `-c${conns}`, `-d${SECONDS}s`, '--latency'];
       if (close) args.push('-H', 'Connection: close');
-      args.push(`http://127.0.0.1:${t.port}/`);
+      args.push(`${t.kind === 'https' ? 'https' : 'http'}://127.0.0.1:${t.port}/`);
       const r = spawnSync('taskset', args, { encoding: 'utf8', timeout: (SECONDS + 30) * 1000 });
       const cpu = cpuSeconds(pids) - cpu0;
       const out = r.stdout;
@@ -278,7 +279,13 @@ http {
   await waitPort(upPort);
   await waitPort(iperfPort);
 
-  const [hTcp, hHttp, hTcpBulk] = [await freePort(), await freePort(), await freePort()];
+  // One certificate (EC P-256) for both TLS terminators: HAProxy reads cert and key from one file.
+  const tlsDir = join(work, 'tls');
+  mkdirSync(tlsDir);
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '30', '-subj', '/CN=bench.example.com', '-addext', 'subjectAltName=DNS:bench.example.com', '-keyout', join(tlsDir, 'bench.key'), '-out', join(tlsDir, 'bench.crt')], { stdio: 'ignore' });
+  writeFileSync(join(tlsDir, 'bench.pem'), readFileSync(join(tlsDir, 'bench.crt'), 'utf8') + readFileSync(join(tlsDir, 'bench.key'), 'utf8'));
+
+  const [hTcp, hHttp, hTcpBulk, hHttps] = [await freePort(), await freePort(), await freePort(), await freePort()];
   writeFileSync(
     join(work, 'haproxy.cfg'),
     `global
@@ -312,13 +319,21 @@ backend bk_http
   mode http
   http-reuse safe
   server s1 127.0.0.1:${upPort}
+frontend ft_https
+  mode http
+  bind 127.0.0.1:${hHttps} ssl crt ${join(tlsDir, 'bench.pem')} alpn http/1.1 ssl-min-ver TLSv1.2
+  option http-keep-alive
+  option forwardfor
+  http-request set-header X-Forwarded-Proto https
+  http-request set-header X-Forwarded-Host %[req.hdr(host)]
+  default_backend bk_http
 `,
   );
   const haproxy = start('taskset', ['-c', '1', 'haproxy', '-db', '-f', join(work, 'haproxy.cfg')]);
 
   const check = { type: 'tcp', intervalMs: 2000, timeoutMs: 1000, rise: 2, fall: 3 };
   const policy = { balance: 'least-conn', connectTimeoutMs: 1000, idleTimeoutMs: 3_600_000, retries: 2 };
-  const glowRoutes = (tcp: number, http: number, bulk: number) => ({
+  const glowRoutes = (tcp: number, http: number, bulk: number, https: number) => ({
     version: 1,
     node: 'bench',
     listeners: [
@@ -326,10 +341,13 @@ backend bk_http
       { name: String(http), bind: '127.0.0.1', port: http, protocol: 'http', service: 'nginx-http:80', policy, groups: [{ service: 'nginx-http:80', kind: 'app', protocol: 'http', upstreams: [{ node: 'bench', host: '127.0.0.1', port: upPort, local: true, instance: 1 }], health: check }], for: ['bench'] },
       { name: String(bulk), bind: '127.0.0.1', port: bulk, protocol: 'tcp', service: 'iperf:5201', policy, groups: [{ service: 'iperf:5201', kind: 'app', protocol: 'tcp', upstreams: [{ node: 'bench', host: '127.0.0.1', port: iperfPort, local: true, instance: 1 }], health: { ...check, type: 'none' } }], for: ['bench'] },
     ],
-    exposures: [],
+    exposures: [
+      // An exposure doing what HAProxy's ft_https does: TLS termination, X-Forwarded-For/-Proto/-Host.
+      { name: 'bench', bind: '127.0.0.1', port: https, protocol: 'http', service: 'nginx-https:80', hosts: [], tls: { cert: join(tlsDir, 'bench.crt'), key: join(tlsDir, 'bench.key') }, accessLog: false, limits: { headBytes: 65536, bodyBytes: 104857600 }, trustedProxies: [], policy, groups: [{ service: 'nginx-https:80', kind: 'app', protocol: 'http', upstreams: [{ node: 'bench', host: '127.0.0.1', port: upPort, local: true, instance: 1 }], health: check }] },
+    ],
   });
   const glow = async (name: string, workers: number, cpus: string) => {
-    const ports = [await freePort(), await freePort(), await freePort()] as const;
+    const ports = [await freePort(), await freePort(), await freePort(), await freePort()] as const;
     const file = join(work, `${name}.json`);
     writeFileSync(file, JSON.stringify(glowRoutes(...ports)));
     const p = start('taskset', ['-c', cpus, process.execPath, ENTRY, '--routes', file, '--admin', join(work, `${name}.sock`), '--log-level', 'warn'], {
@@ -344,7 +362,7 @@ backend bk_http
   const pipe = start('taskset', ['-c', '1', process.execPath, PIPE, String(pipePort), String(upPort)], env);
   start('taskset', ['-c', '1', process.execPath, PIPE, String(pipeBulkPort), String(iperfPort)], env);
   const g2 = values['no-cluster'] ? null : await glow('glow-x2', 2, '0,1');
-  for (const port of [hTcp, hHttp, hTcpBulk, pipePort, pipeBulkPort, ...g1.ports, ...(g2?.ports ?? [])]) await waitPort(port);
+  for (const port of [hTcp, hHttp, hTcpBulk, hHttps, pipePort, pipeBulkPort, ...g1.ports, ...(g2?.ports ?? [])]) await waitPort(port);
   await sleep(500);
 
   const pidsOf = (c: ChildProcess) => () => family(c.pid!);
@@ -355,6 +373,8 @@ backend bk_http
     { name: 'node-pipe', kind: 'tcp', baseline: 'haproxy-tcp', port: pipePort, pids: pidsOf(pipe) },
     { name: 'glow-tcp', kind: 'tcp', baseline: 'haproxy-tcp', port: g1.ports[0], pids: pidsOf(g1.p) },
     { name: 'glow-http', kind: 'http', baseline: 'haproxy-http', port: g1.ports[1], pids: pidsOf(g1.p) },
+    { name: 'haproxy-https', kind: 'https', baseline: 'haproxy-https', port: hHttps, pids: pidsOf(haproxy) },
+    { name: 'glow-https', kind: 'https', baseline: 'haproxy-https', port: g1.ports[3], pids: pidsOf(g1.p) },
     ...(g2
       ? [
           { name: 'glow-tcp-x2', kind: 'tcp' as const, baseline: 'haproxy-tcp', port: g2.ports[0], pids: pidsOf(g2.p) },
@@ -365,6 +385,21 @@ backend bk_http
   const bulkPort: Record<string, number> = { direct: iperfPort, 'haproxy-tcp': hTcpBulk, 'node-pipe': pipeBulkPort, 'glow-tcp': g1.ports[2], ...(g2 ? { 'glow-tcp-x2': g2.ports[2] } : {}) };
   const loads: Load[] = [wrkLoad('wrk 1 conn keep-alive', 1, false), wrkLoad('wrk 50 conns keep-alive', 50, false), wrkLoad('wrk 50 conns Connection: close', 50, true)];
   const bulk = bulkLoad();
+
+  // --targets a,b: only these (and their baselines), e.g. `--targets glow-https` for the exposure row alone.
+  if (values.targets) {
+    const only = new Set(values.targets.split(','));
+    for (const t of [...targets]) if (only.has(t.name)) only.add(t.baseline);
+    for (let i = targets.length - 1; i >= 0; i--) if (!only.has(targets[i]!.name)) targets.splice(i, 1);
+    for (const k of Object.keys(bulkPort)) if (!only.has(k)) delete bulkPort[k];
+  }
+  // The same certificate and the same cipher on both TLS terminators: what a client of wrk's OpenSSL negotiates.
+  const negotiated = (port: number) => {
+    const r = spawnSync('openssl', ['s_client', '-brief', '-connect', `127.0.0.1:${port}`, '-servername', 'bench.example.com'], { input: '', encoding: 'utf8', timeout: 10_000 });
+    const text = `${r.stdout}${r.stderr}`;
+    return `${/Protocol version: (\S+)/.exec(text)?.[1] ?? '?'} ${/Ciphersuite: (\S+)/.exec(text)?.[1] ?? '?'}`;
+  };
+  const tlsLine = targets.some((t) => t.kind === 'https') ? `negotiated: haproxy-https ${negotiated(hHttps)}, glow-https ${negotiated(g1.ports[3])} (same certificate: EC P-256)` : '';
 
   const pairs: { t: Target; l: Load }[] = [];
   for (const t of targets) for (const l of loads) pairs.push({ t, l });
@@ -387,15 +422,18 @@ backend bk_http
   // Idle connections: RSS of each proxy holding IDLE client connections (TCP: and as many upstream ones).
   // A TCP proxy holds two descriptors per connection (client and upstream); the limit caps the count. Each proxy
   // is measured as it is after the load above, and Glow also fresh (a new process that has served nothing).
-  const fresh = await glow('glow-fresh', 1, '1');
-  const freshHttp = await glow('glow-fresh-http', 1, '1');
-  for (const port of [...fresh.ports, ...freshHttp.ports]) await waitPort(port);
-  await sleep(1000);
-  const idleTargets: Target[] = [
-    ...targets.filter((x) => x.kind !== 'direct'),
-    { name: 'glow-tcp fresh', kind: 'tcp', baseline: 'haproxy-tcp', port: fresh.ports[0], pids: pidsOf(fresh.p) },
-    { name: 'glow-http fresh', kind: 'http', baseline: 'haproxy-http', port: freshHttp.ports[1], pids: pidsOf(freshHttp.p) },
-  ];
+  const idleTargets: Target[] = [];
+  if (IDLE > 0 && !values.targets) {
+    const fresh = await glow('glow-fresh', 1, '1');
+    const freshHttp = await glow('glow-fresh-http', 1, '1');
+    for (const port of [...fresh.ports, ...freshHttp.ports]) await waitPort(port);
+    await sleep(1000);
+    idleTargets.push(
+      ...targets.filter((x) => x.kind !== 'direct' && x.kind !== 'https'),
+      { name: 'glow-tcp fresh', kind: 'tcp', baseline: 'haproxy-tcp', port: fresh.ports[0], pids: pidsOf(fresh.p) },
+      { name: 'glow-http fresh', kind: 'http', baseline: 'haproxy-http', port: freshHttp.ports[1], pids: pidsOf(freshHttp.p) },
+    );
+  }
   const idle: { name: string; mb: number; before: number; count: number }[] = [];
   for (const t of idleTargets) {
     const count = Math.min(IDLE, Math.floor((nofile - 200) / (t.kind === 'tcp' ? 2 : 1)));
@@ -413,6 +451,7 @@ backend bk_http
   const lines: string[] = [];
   lines.push(`bench/proxy — ${ROUNDS} rounds × ${SECONDS} s per run, medians; upstream nginx + load on CPU 0, proxies on CPU 1 (-x2: 2 workers on CPUs 0–1)`);
   lines.push(`load average: start ${load0.map((x) => x.toFixed(2)).join(' ')}, end ${load1.map((x) => x.toFixed(2)).join(' ')}`);
+  if (tlsLine) lines.push(tlsLine);
   for (const l of loads) {
     lines.push('', `${l.name}`, `  ${'target'.padEnd(14)}${'req/s'.padStart(10)}${'× base'.padStart(8)}${'p50 µs'.padStart(9)}${'p99 µs'.padStart(9)}${'p99 ×'.padStart(7)}${'CPU µs/req'.padStart(12)}${'RSS MB'.padStart(8)}  errors`);
     for (const t of targets) {

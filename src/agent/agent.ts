@@ -17,8 +17,9 @@ import type { Logger } from 'pino';
 import type { ConfigError } from '../config/errors.js';
 import { GlowError } from '../config/errors.js';
 import { loadRepository } from '../config/load.js';
-import type { Snapshot } from '../config/model.js';
+import type { Sink, Snapshot } from '../config/model.js';
 import { readRepo } from '../config/source.js';
+import type { SinkStatus } from '../logs/forwarder.js';
 import { reconcile } from '../node/reconcile.js';
 import type { Step } from '../node/reconcile.js';
 import { renderRoutes } from '../node/routes.js';
@@ -30,6 +31,7 @@ import type { FrontendStatus } from '../proxy/proxy.js';
 import { ensureArtifact } from './artifacts.js';
 import { symlinkAtomic, writeFileAtomic } from './fs-atomic.js';
 import { checkInstance } from './health.js';
+import { ensureProxyGroup, removeTlsFile, writeTlsFile } from './tls-files.js';
 import type { AgentMetrics } from './metrics.js';
 import { observe, observeStates } from './observe.js';
 import type { Systemd, UnitState } from './systemd.js';
@@ -88,6 +90,14 @@ export interface AgentStatus {
   /** The proxy's unit state, and (read from its admin socket by the control server) its listeners. */
   readonly proxy: { readonly activeState: string; readonly since: string | undefined; readonly frontends?: readonly FrontendStatus[] } | undefined;
   readonly instances: readonly InstanceStatus[];
+  /** The log sinks of the applied revision: state, last error, lag (src/logs/). */
+  readonly sinks: readonly SinkStatus[];
+}
+
+/** Log forwarding as the agent drives it: the applied snapshot's sinks on every pass (src/logs/manager.ts). */
+export interface LogSinks {
+  apply(sinks: readonly Sink[], files: ReadonlyMap<string, Uint8Array>): void;
+  status(): SinkStatus[];
 }
 
 const INSTANCE_RE = /^glow-([a-z][a-z0-9-]*)@([0-9]+)\.service$/;
@@ -97,6 +107,7 @@ export class Agent {
   readonly #systemd: Systemd;
   readonly #log: Logger;
   readonly #metrics: AgentMetrics;
+  readonly #logs: LogSinks | undefined;
   #snapshot: Snapshot | undefined;
   #plan: NodePlan | undefined;
   #appliedAt: Date | undefined;
@@ -118,11 +129,12 @@ export class Agent {
   /** Called after every pass (the CLI rebinds the metrics endpoint when glow.yaml moves it). */
   onPass: (() => void) | undefined;
 
-  constructor(opts: AgentOptions, systemd: Systemd, log: Logger, metrics: AgentMetrics) {
+  constructor(opts: AgentOptions, systemd: Systemd, log: Logger, metrics: AgentMetrics, logs?: LogSinks) {
     this.#opts = opts;
     this.#systemd = systemd;
     this.#log = log;
     this.#metrics = metrics;
+    this.#logs = logs;
   }
 
   /** Starts watching and runs the first pass; resolves when the first pass is done. */
@@ -136,6 +148,12 @@ export class Agent {
     this.#watcher.on('error', (e) => this.#log.warn({ err: e }, 'watching the repository failed'));
     this.#tick = setInterval(() => this.trigger('tick', 0), this.#opts.tickMs);
     this.#tick.unref();
+    // The proxy's unit names the group that may read delivered keys (src/agent/tls-files.ts).
+    try {
+      ensureProxyGroup();
+    } catch (e) {
+      this.#log.error({ code: (e as GlowError).code }, (e as Error).message);
+    }
     await this.runPass('start');
   }
 
@@ -205,6 +223,8 @@ export class Agent {
       this.#metrics.observeReconcile('skipped', t0);
       return;
     }
+    // The last good snapshot's sinks: a broken repository keeps them; an unchanged sink is left alone.
+    this.#logs?.apply(snapshot.settings.sinks, snapshot.files);
     let plan: NodePlan;
     try {
       plan = planNode(snapshot, this.#opts.node);
@@ -222,7 +242,7 @@ export class Agent {
     const tPlanned = process.hrtime.bigint();
     const observed = await observe(this.#systemd, this.#opts.unitDir, this.#opts.env);
     const tObserved = process.hrtime.bigint();
-    const steps = reconcile({ plan, units, routes: renderRoutes(plan) }, observed, this.#opts.env);
+    const steps = reconcile({ plan, units, routes: renderRoutes(plan, this.#opts.env) }, observed, this.#opts.env);
     if (newRevision || steps.some((s) => s.kind !== 'retire' && s.kind !== 'ensure-artifact')) {
       const ms = (a: bigint, b: bigint) => Math.round(Number(b - a) / 1e5) / 10;
       this.#log.info(
@@ -282,6 +302,13 @@ export class Agent {
             break;
           case 'remove-config':
             rmSync(step.storePath, { force: true });
+            break;
+          case 'write-tls':
+            writeTlsFile(env, step.storePath, snapshot.files.get(step.source)!, ensureProxyGroup());
+            this.#log.info({ source: step.source, path: step.storePath }, 'certificate file delivered');
+            break;
+          case 'remove-tls':
+            removeTlsFile(env, step.storePath);
             break;
           case 'write-routes':
             writeFileAtomic(routesFile(env), step.content, 0o644);
@@ -436,6 +463,7 @@ export class Agent {
       applyErrors: this.#applyErrors,
       proxy: proxy ? { activeState: proxy.activeState, since: proxy.stateChangeUs ? new Date(proxy.stateChangeUs / 1000).toISOString() : undefined } : undefined,
       instances: this.#instanceStatus(),
+      sinks: this.#logs?.status() ?? [],
     };
   }
 
@@ -461,6 +489,10 @@ export function describeStep(s: Step): string {
     case 'write-config':
       return `deliver ${s.file.path} (${s.file.app})`;
     case 'remove-config':
+      return `remove ${s.storePath}`;
+    case 'write-tls':
+      return `deliver ${s.source} (tls)`;
+    case 'remove-tls':
       return `remove ${s.storePath}`;
     case 'write-routes':
       return 'write proxy routes';

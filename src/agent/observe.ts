@@ -10,6 +10,7 @@ import type { ObservedNode, ObservedUnit } from '../node/reconcile.js';
 import { BOOT_LINK, GENERATED_HEADER, routesFile, TARGET, WANTS_DIR } from '../node/units.js';
 import type { NodeEnv } from '../node/units.js';
 import type { Systemd, UnitState } from './systemd.js';
+import { readTlsStore } from './tls-files.js';
 
 const GLOW_UNIT = /^glow(-[a-z][a-z0-9-]*(@[0-9]*)?)?\.(service|target)$/;
 
@@ -109,7 +110,7 @@ export async function observe(systemd: Systemd, unitDir: string, env: NodeEnv): 
   const units = new Map<string, ObservedUnit>();
   running.forEach(([n, u], i) => units.set(n, { activeState: u.activeState, activeEnterUs: since[i]! }));
   for (const [n, u] of listed) if (GLOW_UNIT.test(n) && !units.has(n)) units.set(n, { activeState: u.activeState, activeEnterUs: 0 });
-  return { unitFiles, wants, units, configFiles: readConfigStore(env), routes: readRoutes(env) };
+  return { unitFiles, wants, units, configFiles: readConfigStore(env), routes: readRoutes(env), tlsFiles: readTlsStore(env) };
 }
 
 /** Full states of glow's units (for status): those systemd lists, and those glowd has files or links for. */

@@ -13,6 +13,7 @@ import { observe } from '../agent/observe.js';
 import { Systemd } from '../agent/systemd.js';
 import { parseDuration } from '../config/notation.js';
 import { DEFAULTS } from '../config/model.js';
+import { LogForwarders } from '../logs/manager.js';
 import { PROXY_ADMIN_SOCKET } from '../node/units.js';
 import type { NodeEnv } from '../node/units.js';
 import { parseArgs } from './args.js';
@@ -27,7 +28,7 @@ Options
   --repo DIR            the config repository (default /var/lib/glow/repo)
   --node NAME           this node's name in the repository (default: the host name)
   --unit-dir DIR        where units are written (default /etc/systemd/system)
-  --state-dir DIR       artifacts, config files, proxy routes (default /var/lib/glow)
+  --state-dir DIR       artifacts, config files, proxy routes, log cursors (default /var/lib/glow)
   --socket PATH         the control socket (default /run/glow/glowd.sock)
   --bus ADDRESS         systemd's D-Bus (default unix:path=/run/dbus/system_bus_socket)
   --metrics-listen H:P  the metrics endpoint (default: glow.yaml metrics.listen, else 0.0.0.0:9464)
@@ -56,11 +57,14 @@ export async function runAgent(argv: string[]): Promise<number> {
   const env: NodeEnv = { stateDir: f.stateDir, glowCommand, podman: '/usr/bin/podman' };
   const systemd = await Systemd.connect(f.bus);
   const metrics = new AgentMetrics(f.node);
+  // Log sinks (glow.yaml logs.sinks): one journal reader and cursor each, under <state-dir>/logs/.
+  const logs = new LogForwarders({ node: f.node, stateDir: f.stateDir, registry: metrics.registry, log });
   const agent = new Agent(
     { repo: f.repo, node: f.node, unitDir: f.unitDir, env, debounceMs: parseDuration(f.debounce), tickMs: parseDuration(f.tick), healthTimeoutMs: parseDuration(f.healthTimeout) },
     systemd,
     log,
     metrics,
+    logs,
   );
 
   const control = await listenControl(f.socket, async (req, res) => {
@@ -87,6 +91,7 @@ export async function runAgent(argv: string[]): Promise<number> {
           units: Object.fromEntries(observed.units),
           configFiles: Object.fromEntries(observed.configFiles),
           routes: observed.routes ?? null,
+          tlsFiles: Object.fromEntries(observed.tlsFiles ?? []),
         },
       });
     }
@@ -121,6 +126,7 @@ export async function runAgent(argv: string[]): Promise<number> {
   const stop = async (signal: string) => {
     log.info({ signal }, 'stopping (instances keep running)');
     await agent.stop();
+    await logs.stop(); // each sink finishes its batch in flight (bounded) and keeps its cursor
     control.close();
     metricsServer?.close();
     systemd.close();

@@ -5,9 +5,12 @@
 import { GlowError } from '../config/errors.js';
 import { runAgent } from './agent.js';
 import { runCheck } from './check.js';
+import { runDev } from './dev.js';
+import { runLogs } from './logs.js';
 import { runPlan } from './plan.js';
 import { runProxy } from './proxy.js';
 import { runStatus } from './status.js';
+import { runUp } from './up.js';
 
 const HELP = `glow — a damn simple private PaaS
 
@@ -15,7 +18,10 @@ Usage
   glow check [DIR] [--json]              validate a config repository
   glow plan [DIR] --node NAME [--json]   what a node runs: instances, proxy listeners, exposures, files
                                          (on a node: and what would change there)
-  glow status [--json]                   this node: revision applied, errors, proxy, instances
+  glow status [--json]                   this node: revision applied, errors, proxy, instances, log sinks
+  glow logs APP [-f] [--instance N]      an app's lines on this node, from the journal (--since, --json)
+  glow up [DIR] [--node NAME]            the developer box: the repository on this machine, without systemd
+  glow dev APP [DIR]                     one app's environment (listeners, config files, GLOW_* env), not run
   glow agent                             the node agent (glowd)
   glow proxy --routes FILE               the node's proxy (run by glow-proxy.service)
 
@@ -23,7 +29,7 @@ Run \`glow COMMAND --help\` for a command's options. The repository DIR defaults
 Docs: docs/config.md (the files), docs/errors.md (every error code).`;
 
 type Command = (argv: string[]) => Promise<number> | number;
-const COMMANDS: Record<string, Command> = { check: runCheck, plan: runPlan, status: runStatus, agent: runAgent, proxy: runProxy };
+const COMMANDS: Record<string, Command> = { check: runCheck, plan: runPlan, status: runStatus, logs: runLogs, up: runUp, dev: runDev, agent: runAgent, proxy: runProxy };
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;

@@ -39,6 +39,7 @@ interface LiveNode {
     units: Record<string, { activeState: string; activeEnterUs: number }>;
     configFiles: Record<string, { sha256: string; mtimeMs: number }>;
     routes: string | null;
+    tlsFiles?: Record<string, { sha256: string }>;
   };
 }
 
@@ -56,8 +57,9 @@ async function liveDiff(plan: NodePlan, socket: string): Promise<Step[] | undefi
       units: new Map(Object.entries(o.units)),
       configFiles: new Map(Object.entries(o.configFiles)),
       routes: o.routes ?? undefined,
+      tlsFiles: new Map(Object.entries(o.tlsFiles ?? {})),
     };
-    const steps = reconcile({ plan, units: renderUnits(plan, live.env), routes: renderRoutes(plan) }, observed, live.env);
+    const steps = reconcile({ plan, units: renderUnits(plan, live.env), routes: renderRoutes(plan, live.env) }, observed, live.env);
     return steps.filter((s) => s.kind !== 'ensure-artifact');
   } catch {
     return undefined;

@@ -5,6 +5,7 @@
  * Logs are JSON lines (pino) on stderr, for journald.
  */
 import pino from 'pino';
+import { JsonLinesAccessLog } from '../proxy/access-log.js';
 import { AdminServer } from '../proxy/admin-server.js';
 import { sdNotify } from '../proxy/notify.js';
 import { Proxy } from '../proxy/proxy.js';
@@ -17,7 +18,8 @@ const HELP = `Usage
   glow proxy --routes FILE [--admin PATH] [--drain-timeout MS] [--log-level LEVEL]
 
 Runs the node's proxy: the loopback listeners of the services that apps require and the exposures of the node,
-as written by glowd in FILE (<state>/proxy/routes.json). Signals readiness to systemd (NOTIFY_SOCKET) once
+as written by glowd in FILE (<state>/proxy/routes.json). Access-log lines of exposures that ask for them go to
+stdout, the proxy's own log to stderr (both JSON lines). Signals readiness to systemd (NOTIFY_SOCKET) once
 every listener is bound; SIGHUP re-reads FILE and changes the listeners in place; SIGTERM drains and exits.
 
 Options
@@ -39,7 +41,9 @@ export async function runProxy(argv: string[]): Promise<number> {
 
   // A bad file at start has nothing to fall back on: the command fails (systemd restarts it).
   const routes = readRoutesFile(file);
-  const proxy = new Proxy({ log });
+  // Access-log lines on stdout (journald keeps them with the unit; pino's own lines are on stderr).
+  const accessLog = new JsonLinesAccessLog();
+  const proxy = new Proxy({ log, accessLog });
   const admin = new AdminServer(proxy, cli.flags.admin);
   try {
     await admin.listen();
@@ -59,6 +63,7 @@ export async function runProxy(argv: string[]): Promise<number> {
         .stop(drainMs)
         .then(() => admin.close())
         .then(() => {
+          accessLog.flush();
           log.info('stopped');
           resolve(0);
         });

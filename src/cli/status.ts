@@ -2,9 +2,14 @@
  * `glow status [--json]`: what glowd on this node applied and runs — revision, when, last errors, every instance
  * with its systemd state and since when — read from the control socket (root only).
  */
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
 import type { AgentStatus } from '../agent/agent.js';
 import { getUnix } from '../agent/control.js';
+import type { DevBoxStatus } from '../devbox/devbox.js';
+import { devboxPaths } from '../devbox/paths.js';
 import { parseArgs } from './args.js';
+import { formatExposures } from './format-exposures.js';
 import { styleFor } from './format.js';
 import type { Style } from './format.js';
 
@@ -12,26 +17,31 @@ const HELP = `Usage
   glow status [--json] [--socket PATH]
 
 Shows this node as glowd sees it: the revision applied and when, the errors of the repository (a revision with
-errors is not applied) and of the last reconcile, the proxy, and every instance with its state and since when.
-Run as root.
+errors is not applied) and of the last reconcile, the proxy, every instance with its state and since when, and
+every log sink with its state, lag and last error. Run as root. Exit status 1 on errors or a sink that cannot start.
 
 Options
   --json          print the status as JSON
-  --socket PATH   glowd's control socket (default /run/glow/glowd.sock)`;
+  --socket PATH   glowd's control socket (default /run/glow/glowd.sock; where there is none, that of the
+                  developer box of \`glow up\`: $XDG_RUNTIME_DIR/glow/up.sock)`;
+
+const GLOWD_SOCKET = '/run/glow/glowd.sock';
 
 export async function runStatus(argv: string[]): Promise<number> {
   const cli = parseArgs(argv, HELP, {
     json: { type: 'boolean', default: false },
-    socket: { type: 'string', default: '/run/glow/glowd.sock' },
+    socket: { type: 'string' },
   });
-  const r = await getUnix(cli.flags.socket, '/status');
+  const devbox = devboxPaths(process.env, homedir()).socket;
+  const socket = cli.flags.socket ?? (!existsSync(GLOWD_SOCKET) && existsSync(devbox) ? devbox : GLOWD_SOCKET);
+  const r = await getUnix(socket, '/status');
   if (cli.flags.json) {
     process.stdout.write(r.body);
     return 0;
   }
   const status = JSON.parse(r.body) as AgentStatus;
   process.stdout.write(`${formatStatus(status, styleFor(process.stdout), new Date())}\n`);
-  return status.configErrors.length || status.applyErrors.length ? 1 : 0;
+  return status.configErrors.length || status.applyErrors.length || (status.sinks ?? []).some((k) => k.state === 'failed') ? 1 : 0;
 }
 
 function ago(iso: string | undefined, now: Date): string {
@@ -45,6 +55,11 @@ export function formatStatus(st: AgentStatus, style: Style, now: Date): string {
   const out: string[] = [];
   out.push(`${style.bold(`node ${st.node}`)}  repository ${st.repo}`);
   out.push(`revision ${st.revision ?? '(none applied)'}, applied ${ago(st.appliedAt, now)}`);
+  const box = (st as Partial<DevBoxStatus>).devbox;
+  if (box) {
+    out.push(`developer box: glow up (pid ${box.pid}), state in ${box.stateDir}`);
+    for (const f of box.folded) out.push(`  ${f.app} #${f.kept.instance} runs for ${f.folded.map((x) => `#${x.instance} (${x.node})`).join(', ')} too`);
+  }
   if (st.configErrors.length) {
     out.push('', style.red(`the repository has ${st.configErrors.length} error(s)${st.loadedRevision ? ` in revision ${st.loadedRevision}` : ''}; it is not applied:`));
     for (const e of st.configErrors) out.push(`  ${e.file ? `${e.file}:${e.line}:${e.col} ` : ''}${e.code} ${e.message}`);
@@ -69,11 +84,19 @@ export function formatStatus(st: AgentStatus, style: Style, now: Date): string {
       });
     }
   }
+  out.push(...formatExposures(st.proxy?.frontends ?? [], style, now));
   out.push('', style.bold(`instances (${st.instances.length})`));
   for (const i of st.instances) {
     const state = i.activeState === 'active' ? style.green(`${i.activeState} (${i.subState})`) : i.activeState === 'failed' ? style.red(`${i.activeState} (${i.subState})`) : `${i.activeState} (${i.subState})`;
     const extra = i.desired ? '' : i.stopAt ? `  no longer deployed: stops at ${i.stopAt}` : '  no longer deployed';
     out.push(`  ${`${i.app} #${i.instance}`.padEnd(20)} ${(i.version ?? '-').padEnd(10)} ${state}  since ${ago(i.since, now)}${i.mainPid ? `  pid ${i.mainPid}` : ''}${extra}`);
+  }
+  const sinks = st.sinks ?? [];
+  if (sinks.length) out.push('', style.bold(`log sinks (${sinks.length})`));
+  for (const k of sinks) {
+    const state = k.state === 'running' ? style.green(k.state) : k.state === 'failed' || k.state === 'retrying' ? style.red(k.state) : k.state;
+    out.push(`  ${k.name.padEnd(28)} ${k.type.padEnd(7)} ${state}  lag ${k.lagSeconds}s  ${k.forwarded} forwarded${k.rejected ? `, ${k.rejected} rejected` : ''}`);
+    if (k.lastError) out.push(`    last error ${ago(k.lastError.at, now)}: ${k.lastError.code} ${k.lastError.message}`);
   }
   return out.join('\n');
 }

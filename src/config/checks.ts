@@ -3,6 +3,7 @@
  * and what would collide on one node. Each check reads the normalised entities and reports positioned errors;
  * none of them stops the others, so one pass reports everything.
  */
+import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { posix } from 'node:path';
 import type { ConfigError } from './errors.js';
 import { serviceKey } from './model.js';
@@ -263,16 +264,84 @@ export function resolveExposures(repo: Repo, drafts: readonly ExposureDraft[], e
       errors.push(file.error('GLOW_E_PROTOCOL_MISMATCH', ['tls'], `TLS cannot be terminated for \`${serviceKey(d.service)}\`, which is udp`, 'key'));
     }
     if (d.tls) {
+      const found: { cert?: Uint8Array; key?: Uint8Array } = {};
       for (const part of ['cert', 'key'] as const) {
         const ref = d.tls[part];
-        if ('repo' in ref) checkRepoFile(repo, file, ['tls', part], ref.repo, 'certificate file', errors);
+        if (!('repo' in ref)) continue;
+        const norm = checkRepoFile(repo, file, ['tls', part], ref.repo, 'certificate file', errors);
+        if (norm) found[part] = repo.entries.get(norm)!.bytes!;
       }
+      checkCertificate(file, d, found.cert, found.key, errors);
+    }
+    if (d.redirectHttp !== undefined) {
+      const why =
+        protocol && protocol !== 'skip' && protocol !== 'http'
+          ? `\`redirect_http\` redirects HTTP requests, but \`${serviceKey(d.service)}\` is ${protocol}; declare the port \`/http\` or remove \`redirect_http\``
+          : !d.tls
+            ? '`redirect_http` sends plain HTTP to HTTPS, but this exposure does not terminate TLS; add `tls` or remove `redirect_http`'
+            : d.redirectHttp === d.port
+              ? `\`redirect_http\` names port ${d.port}, the exposure's own port; plain HTTP needs a port of its own (usually 80: \`redirect_http: true\`)`
+              : undefined;
+      if (why) errors.push(file.error(d.redirectHttp === d.port ? 'GLOW_E_VALUE_INVALID' : 'GLOW_E_PROTOCOL_MISMATCH', ['redirect_http'], why, d.redirectHttp === d.port ? 'value' : 'key'));
+    }
+    if (protocol && protocol !== 'skip' && protocol !== 'http' && (file.value as { limits?: unknown }).limits !== undefined) {
+      errors.push(file.error('GLOW_E_PROTOCOL_MISMATCH', ['limits'], `\`limits\` bounds HTTP requests, but \`${serviceKey(d.service)}\` is ${protocol}; declare the port \`/http\` or remove \`limits\``, 'key'));
     }
     if (errors.length > before || !protocol || protocol === 'skip') continue;
     const { nodeNames: _n, nodeTags: _t, ...rest } = d;
     out.push({ ...rest, protocol, nodes: [...nodes].sort() });
   }
   return out;
+}
+
+/**
+ * A certificate and key from the repository: PEM that node:crypto parses, an unencrypted private key, the key of
+ * that certificate, and a certificate that covers every host the exposure names (what a browser would check).
+ * Absolute paths are files on the node: the proxy checks them when it loads them (docs/proxy.md).
+ */
+function checkCertificate(file: YamlFile, d: ExposureDraft, certBytes: Uint8Array | undefined, keyBytes: Uint8Array | undefined, errors: ConfigError[]): void {
+  let cert: X509Certificate | undefined;
+  let key: KeyObject | undefined;
+  const certPath = 'repo' in d.tls!.cert ? d.tls!.cert.repo : '';
+  const keyPath = 'repo' in d.tls!.key ? d.tls!.key.repo : '';
+  if (certBytes) {
+    try {
+      if (!Buffer.from(certBytes).includes('-----BEGIN CERTIFICATE-----')) throw new Error('no `-----BEGIN CERTIFICATE-----` line');
+      cert = new X509Certificate(certBytes);
+    } catch (e) {
+      errors.push(file.error('GLOW_E_TLS_CERT', ['tls', 'cert'], `\`${certPath}\` holds no PEM certificate (${plain(e)}); it must start with the server's certificate, followed by its intermediates`));
+    }
+  }
+  if (keyBytes) {
+    try {
+      if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(Buffer.from(keyBytes).toString('latin1'))) throw new Error('no `-----BEGIN … PRIVATE KEY-----` line');
+      key = createPrivateKey({ key: Buffer.from(keyBytes), format: 'pem' });
+    } catch (e) {
+      const encrypted = /passphrase|ENCRYPTED/i.test(`${(e as Error).message} ${Buffer.from(keyBytes).toString('latin1', 0, 200)}`);
+      errors.push(
+        file.error('GLOW_E_TLS_KEY', ['tls', 'key'], encrypted ? `\`${keyPath}\` is an encrypted private key; the proxy reads unencrypted keys (protect the file instead: it is delivered readable by the proxy only)` : `\`${keyPath}\` holds no PEM private key (${plain(e)})`),
+      );
+    }
+  }
+  if (cert && key) {
+    if (!cert.checkPrivateKey(key)) {
+      errors.push(file.error('GLOW_E_TLS_MISMATCH', ['tls', 'key'], `the key \`${keyPath}\` does not belong to the certificate \`${certPath}\` (${cert.subject.replace(/\n/g, ', ')}); name the key the certificate was issued for`));
+      return;
+    }
+  }
+  if (cert) {
+    d.hosts.forEach((h, i) => {
+      const probe = h.startsWith('*.') ? `glow-check${h.slice(1)}` : h;
+      if (cert!.checkHost(probe) !== undefined) return;
+      const names = (cert!.subjectAltName ?? cert!.subject).replace(/\n/g, ', ');
+      const at: Path = Array.isArray((file.value as { host?: unknown }).host) ? ['host', i] : ['host'];
+      errors.push(file.error('GLOW_E_TLS_HOST', at, `the certificate \`${certPath}\` does not cover \`${h}\` (it names ${names}); browsers would refuse it`));
+    });
+  }
+}
+
+function plain(e: unknown): string {
+  return (e as Error).message.replace(/^error:[0-9A-Fa-f]+:[^:]*:[^:]*:/, '').trim();
 }
 
 /** A repository path named by a config source or a certificate: under files/, inside, a regular file. */
@@ -384,6 +453,8 @@ interface Binder {
   readonly policy?: string;
   /** For exposures: HTTP routes (host + path), when it is http. */
   readonly routes?: readonly string[];
+  /** For exposures: whether the port terminates TLS (all of a port's exposures do, or none). */
+  readonly tls?: boolean;
   readonly kind: 'instance' | 'listener' | 'exposure' | 'metrics';
 }
 
@@ -461,27 +532,37 @@ export function checkNodes(
         bound.set(k, { what: me, file: dfile, path: ['node'], kind: 'instance' });
       }
     }
-    // 2. Exposures served by this node.
+    // 2. Exposures served by this node (and the plain ports of their redirect_http).
     for (const e of exposuresByNode.get(node) ?? []) {
       const efile = repo.yaml.get(e.file)!;
-      const k = key(e.protocol, e.port);
       const routes = e.protocol === 'http' ? (e.hosts.length ? e.hosts : ['*']).map((h) => `${h}${e.path ?? '/'}`) : undefined;
-      const prev = bound.get(k);
-      if (prev) {
-        if (prev.kind === 'exposure' && prev.routes && routes) {
-          const clash = routes.find((r) => prev.routes!.includes(r));
-          if (!clash) {
-            bound.set(k, { ...prev, routes: [...prev.routes, ...routes] });
+      const binds: { port: number; tls: boolean; at: Path; what: string }[] = [{ port: e.port, tls: e.tls !== undefined, at: ['port'], what: `exposure \`${e.name}\`` }];
+      if (e.redirectHttp !== undefined) binds.push({ port: e.redirectHttp, tls: false, at: ['redirect_http'], what: `the redirect_http of exposure \`${e.name}\`` });
+      for (const b of binds) {
+        const k = key(e.protocol, b.port);
+        const prev = bound.get(k);
+        if (prev) {
+          if (prev.kind === 'exposure' && prev.routes && routes) {
+            if (prev.tls !== b.tls) {
+              const [withTls, without] = b.tls ? [b.what, prev.what] : [prev.what, b.what];
+              push(efile.error('GLOW_E_EXPOSURE_CONFLICT', b.at, `port ${b.port} on ${node} would terminate TLS for ${withTls} but not for ${without}; the exposures of one port all terminate TLS or none does`));
+              continue;
+            }
+            const clash = routes.find((r) => prev.routes!.includes(r));
+            if (!clash) {
+              bound.set(k, { ...prev, routes: [...prev.routes, ...routes] });
+              continue;
+            }
+            const at = b.at[0] === 'port' && e.hosts.length ? ['host'] : b.at;
+            push(efile.error('GLOW_E_EXPOSURE_CONFLICT', at, `${prev.what} already serves ${clash === '*/' ? 'every host' : `\`${clash}\``} on port ${b.port} of ${node}; give this exposure a distinct \`host\``));
             continue;
           }
-          push(efile.error('GLOW_E_EXPOSURE_CONFLICT', e.hosts.length ? ['host'] : ['port'], `${prev.what} already serves ${clash === '*/' ? 'every host' : `\`${clash}\``} on port ${e.port} of ${node}; give this exposure a distinct \`host\``));
+          const why = prev.kind === 'exposure' ? 'two exposures share a port only when both are http with distinct hosts' : 'expose it on another port';
+          push(efile.error('GLOW_E_EXPOSURE_CONFLICT', b.at, `port ${b.port} on ${node} is already bound by ${prev.what} (${prev.file.file}); ${why}`));
           continue;
         }
-        const why = prev.kind === 'exposure' ? 'two exposures share a port only when both are http with distinct hosts' : 'expose it on another port';
-        push(efile.error('GLOW_E_EXPOSURE_CONFLICT', ['port'], `port ${e.port} on ${node} is already bound by ${prev.what} (${prev.file.file}); ${why}`));
-        continue;
+        bound.set(k, { what: b.what, file: efile, path: b.at, kind: 'exposure', tls: b.tls, ...(routes ? { routes } : {}) });
       }
-      bound.set(k, { what: `exposure \`${e.name}\``, file: efile, path: ['port'], kind: 'exposure', ...(routes ? { routes } : {}) });
     }
     // 3. Local listeners of the requires of every app with an instance here.
     const apps = [...new Set((byNode.get(node) ?? []).map((i) => i.app))].sort();

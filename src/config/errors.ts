@@ -43,6 +43,14 @@ export const CONFIG_CODES = {
   GLOW_E_CONFIG_PATH_CONFLICT: 'two config files of one app go to the same path',
   GLOW_E_FALLBACK_LOOP: 'fallbacks form a loop',
   GLOW_E_FALLBACK_CONFLICT: 'one service is given two different fallbacks',
+  GLOW_E_TLS_CERT: 'an exposure\'s certificate file holds no PEM certificate',
+  GLOW_E_TLS_KEY: 'an exposure\'s key file holds no unencrypted PEM private key',
+  GLOW_E_TLS_MISMATCH: 'an exposure\'s key does not belong to its certificate',
+  GLOW_E_TLS_HOST: 'an exposure\'s certificate does not cover one of its hosts',
+  GLOW_E_SINK_TYPE: 'a log sink of a type Glow does not know',
+  GLOW_E_SINK_URL: 'a log sink URL that its type cannot send to',
+  GLOW_E_SINK_TLS: 'the TLS settings or files of a log sink are wrong or cannot be read',
+  GLOW_E_SINK_DUPLICATE: 'two log sinks have the same name',
 } as const;
 
 export type ConfigCode = keyof typeof CONFIG_CODES;

@@ -22,6 +22,7 @@ import {
 import type { ExposureDraft } from './normalize.js';
 import { NAME_PATTERN, validateKind } from './schema.js';
 import type { Kind } from './schema.js';
+import { checkSinkFiles } from './sinks.js';
 import { FILES_DIR, KIND_DIRS } from './source.js';
 import type { KindDir, RepoEntry, RepoSource } from './source.js';
 import { closest } from './suggest.js';
@@ -204,6 +205,7 @@ export function loadRepository(source: RepoSource): LoadResult {
   for (const e of exposures) {
     if (e.tls) for (const ref of [e.tls.cert, e.tls.key]) if ('repo' in ref) usedFiles.add(ref.repo);
   }
+  for (const p of checkSinkFiles(settingsFile, entries, errors)) usedFiles.add(p);
   checkNodes(repo, instances, exposures, fallbacks, errors, settings.proxy, settings.metricsListen);
   if (errors.length > 0) return fail();
 

@@ -150,13 +150,39 @@ export interface Exposure {
   readonly hosts: readonly string[];
   readonly path?: string;
   readonly tls?: { readonly cert: FileRef; readonly key: FileRef };
+  /** `redirect_http`: this plain port answers every request for the exposure's hosts with a 308 to https. */
+  readonly redirectHttp?: number;
   readonly accessLog: boolean;
+  readonly limits: ExposureLimits;
 }
 
+/** Request size limits of an exposure (431 for a head, 413 for a body over them); bodyBytes 0: none. */
+export interface ExposureLimits {
+  readonly headBytes: number;
+  readonly bodyBytes: number;
+}
+
+export type SinkType = 'syslog' | 'loki' | 'http' | 'file';
+
+/** TLS files of a sink: a repository path (its bytes are in Snapshot.files) or an absolute path on the node. */
+export interface SinkTls {
+  readonly ca?: FileRef;
+  readonly cert?: FileRef;
+  readonly key?: FileRef;
+}
+
+/** A log sink of glow.yaml (`logs.sinks`); see src/config/sinks.ts and src/logs/. */
 export interface Sink {
-  readonly type: 'syslog' | 'loki' | 'http' | 'file';
+  /** Its identity across edits: the cursor file and the metrics label (`name:`, or derived from type and url/path). */
+  readonly name: string;
+  readonly type: SinkType;
   readonly url?: string;
+  /** file: the path template (`{app}`, `{instance}`, `{node}`). */
   readonly path?: string;
+  readonly tls?: SinkTls;
+  /** A batch is sent when it holds this many records, or when its first record has waited batchWaitMs. */
+  readonly batchSize: number;
+  readonly batchWaitMs: number;
 }
 
 export interface Settings {
@@ -164,6 +190,8 @@ export interface Settings {
   readonly metricsListen: string;
   readonly artifacts?: string;
   readonly proxy: Required<ProxyPolicy>;
+  /** `proxy.trusted_proxies`: clients whose X-Forwarded-* headers exposures keep (CIDRs as written). */
+  readonly trustedProxies: readonly string[];
   readonly stopGraceMs: number;
 }
 
@@ -191,6 +219,8 @@ export const DEFAULTS = {
   sandbox: { writable: [], state: false, protectSystem: 'strict', privateTmp: true, noNewPrivileges: true } as Sandbox,
   health: { intervalMs: 2000, timeoutMs: 1000, rise: 2, fall: 3 },
   configMode: 0o644,
+  exposureLimits: { headBytes: 64 * 1024, bodyBytes: 100 * 1024 * 1024 } as ExposureLimits,
+  sink: { batchSize: 1000, batchWaitMs: 250 },
 } as const;
 
 export function serviceKey(ref: ServiceRef): string {

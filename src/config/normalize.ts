@@ -11,6 +11,7 @@ import type {
   Deployment,
   Endpoint,
   Exposure,
+  ExposureLimits,
   External,
   ExternalPort,
   FileRef,
@@ -25,8 +26,10 @@ import type {
   Settings,
   Sink,
 } from './model.js';
-import { parseDuration, parseEndpoint, parsePort, parseProvidedPort, parseRequireShort, parseServiceRef } from './notation.js';
+import { parseCidr, parseDuration, parseEndpoint, parsePort, parseProvidedPort, parseRequireShort, parseServiceRef, parseSize } from './notation.js';
 import type { Parsed } from './notation.js';
+import { normalizeSinks } from './sinks.js';
+import type { RawSink } from './sinks.js';
 import type { Path, YamlFile } from './yaml.js';
 
 type Duration = string | number;
@@ -89,12 +92,14 @@ interface RawExposure {
   path?: string;
   tls?: { cert: string; key: string };
   access_log?: boolean;
+  redirect_http?: boolean | number;
+  limits?: { head?: string | number; body?: string | number };
 }
 interface RawSettings {
-  logs?: { sinks?: { type: Sink['type']; url?: string; path?: string }[] };
+  logs?: { sinks?: RawSink[] };
   metrics?: { listen?: string };
   artifacts?: string;
-  proxy?: RawPolicy;
+  proxy?: RawPolicy & { trusted_proxies?: string[] };
   stop_grace?: Duration;
 }
 
@@ -278,6 +283,7 @@ export function normalizeExposure(name: string, file: YamlFile, errors: ConfigEr
     errors.push(file.error('GLOW_E_KEY_MISSING', [], 'this exposure needs `nodes` (a list of node names) or `tags` (nodes with any of these tags)'));
   }
   const fileRef = (p: string): FileRef => (p.startsWith('/') ? { node: p } : { repo: p });
+  const limits = exposureLimits(raw.limits, file, errors);
   if (errors.length > before || !service) return undefined;
   return {
     name,
@@ -289,26 +295,44 @@ export function normalizeExposure(name: string, file: YamlFile, errors: ConfigEr
     hosts: raw.host === undefined ? [] : typeof raw.host === 'string' ? [raw.host] : raw.host,
     ...(raw.path !== undefined ? { path: raw.path } : {}),
     ...(raw.tls ? { tls: { cert: fileRef(raw.tls.cert), key: fileRef(raw.tls.key) } } : {}),
+    ...(raw.redirect_http !== undefined && raw.redirect_http !== false ? { redirectHttp: raw.redirect_http === true ? 80 : raw.redirect_http } : {}),
     accessLog: raw.access_log ?? false,
+    limits,
   };
+}
+
+/** `limits: { head, body }` with the defaults; a head limit outside 1 KiB–1 MiB is refused. */
+function exposureLimits(raw: RawExposure['limits'], file: YamlFile, errors: ConfigError[]): ExposureLimits {
+  const d = DEFAULTS.exposureLimits;
+  const headBytes = raw?.head !== undefined ? parseSize(raw.head) : d.headBytes;
+  if (headBytes < 1024 || headBytes > 1024 * 1024) {
+    errors.push(file.error('GLOW_E_VALUE_INVALID', ['limits', 'head'], `a head limit of ${headBytes} bytes is outside 1KiB–1MiB`));
+  }
+  const bodyBytes = raw?.body === undefined ? d.bodyBytes : raw.body === 'none' ? 0 : parseSize(raw.body);
+  return { headBytes, bodyBytes };
+}
+
+/** `proxy.trusted_proxies`: each an address or a network. */
+function trustedProxies(file: YamlFile | undefined, raws: readonly string[], errors: ConfigError[]): string[] {
+  const out: string[] = [];
+  raws.forEach((c, i) => {
+    const parsed = parseCidr(c);
+    if (parsed.ok) out.push(c.trim());
+    else if (file) errors.push(file.error('GLOW_E_VALUE_INVALID', ['proxy', 'trusted_proxies', i], parsed.why));
+  });
+  return out;
 }
 
 export function normalizeSettings(file: YamlFile | undefined, errors: ConfigError[]): Settings {
   const raw = (file?.value ?? {}) as RawSettings;
   const sinks: Sink[] = [];
-  (raw.logs?.sinks ?? []).forEach((s, i) => {
-    const needs = s.type === 'file' ? 'path' : 'url';
-    if (s[needs] === undefined && file) {
-      errors.push(file.error('GLOW_E_KEY_MISSING', ['logs', 'sinks', i], `a \`${s.type}\` sink needs \`${needs}\``));
-      return;
-    }
-    sinks.push({ type: s.type, ...(s.url !== undefined ? { url: s.url } : {}), ...(s.path !== undefined ? { path: s.path } : {}) });
-  });
+  sinks.push(...normalizeSinks(file, raw.logs?.sinks ?? [], errors));
   return {
     sinks,
     metricsListen: raw.metrics?.listen ?? DEFAULTS.metricsListen,
     ...(raw.artifacts !== undefined ? { artifacts: raw.artifacts } : {}),
     proxy: { ...DEFAULTS.proxy, ...policy(raw.proxy ?? {}) },
+    trustedProxies: trustedProxies(file, raw.proxy?.trusted_proxies ?? [], errors),
     stopGraceMs: raw.stop_grace !== undefined ? parseDuration(raw.stop_grace) : DEFAULTS.stopGraceMs,
   };
 }

@@ -2,6 +2,7 @@
  * The short notations of the config repository, parsed into the model. Each parser returns the value or a
  * sentence saying what is wrong; the caller adds the position. The shapes were already checked by the schema.
  */
+import { isIPv4, isIPv6 } from 'node:net';
 import type { Endpoint, Protocol, ProvidedPort, ServiceRef } from './model.js';
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; why: string; range?: boolean };
@@ -59,4 +60,25 @@ export function parseEndpoint(text: string): Parsed<Endpoint> {
   const port = parsePort(m[2]!);
   if (!port.ok) return port;
   return ok({ host: m[1]!.replace(/^\[|\]$/g, ''), port: port.value });
+}
+
+/** `10.0.0.0/8`, `192.0.2.7` (one address), `fd00::/8`: a network for `proxy.trusted_proxies`. */
+export function parseCidr(text: string): Parsed<{ address: string; prefix: number; family: 'ipv4' | 'ipv6' }> {
+  const [addr, bits, extra] = text.trim().split('/');
+  const family = isIPv4(addr!) ? 'ipv4' : isIPv6(addr!) ? 'ipv6' : undefined;
+  const max = family === 'ipv4' ? 32 : 128;
+  const prefix = bits === undefined ? max : /^[0-9]{1,3}$/.test(bits) ? Number(bits) : NaN;
+  if (!family || extra !== undefined || !(prefix >= 0 && prefix <= max)) {
+    return { ok: false, why: `\`${text}\` is not an address or a network written \`address/prefix\` (such as \`10.0.0.0/8\` or \`fd00::/8\`)` };
+  }
+  return ok({ address: addr!, prefix, family });
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1, B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
+
+/** `64KiB`, `100MiB`, `1GiB`, or a number of bytes (the schema checked the form). */
+export function parseSize(v: string | number): number {
+  if (typeof v === 'number') return v;
+  const m = /^([0-9]+)\s*(B|KiB|MiB|GiB)?$/.exec(v.trim())!;
+  return Number(m[1]) * SIZE_UNITS[m[2] ?? '']!;
 }

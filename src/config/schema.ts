@@ -29,6 +29,11 @@ const serviceRef: Schema = {
   pattern: SERVICE_REF,
   glowHint: 'a service written `name:port`, such as `postgres:5432`',
 };
+const size = (extra = ''): Schema => ({
+  if: { type: 'string' },
+  then: { type: 'string', pattern: `^([0-9]+\\s*(B|KiB|MiB|GiB)?${extra ? `|${extra}` : ''})$`, glowHint: `a size such as \`64KiB\`, \`10MiB\` or \`1GiB\`${extra ? `, or \`${extra}\`` : ''}` },
+  else: { type: 'integer', minimum: 1, glowHint: 'a size in bytes' },
+});
 const stringList: Schema = { type: 'array', items: { type: 'string', minLength: 1 } };
 const tags: Schema = { type: 'array', items: name('a tag is a lower-case DNS label such as `edge`'), uniqueItems: true };
 
@@ -224,6 +229,8 @@ export const SCHEMAS: Record<Kind, Schema> = {
         properties: { cert: { type: 'string', minLength: 1 }, key: { type: 'string', minLength: 1 } },
       },
       access_log: { type: 'boolean' },
+      redirect_http: { if: { type: 'boolean' }, then: { type: 'boolean' }, else: port },
+      limits: { type: 'object', additionalProperties: false, minProperties: 1, properties: { head: size(), body: size('none') } },
     },
   },
   settings: {
@@ -241,9 +248,18 @@ export const SCHEMAS: Record<Kind, Schema> = {
               additionalProperties: false,
               required: ['type'],
               properties: {
-                type: { enum: ['syslog', 'loki', 'http', 'file'] },
+                name: name('a sink name is a lower-case DNS label such as `central`'),
+                type: { enum: ['syslog', 'loki', 'http', 'file'], glowCode: 'GLOW_E_SINK_TYPE' },
                 url: { type: 'string', minLength: 1 },
                 path: { type: 'string', minLength: 1 },
+                tls: {
+                  type: 'object',
+                  additionalProperties: false,
+                  minProperties: 1,
+                  properties: { ca: { type: 'string', minLength: 1 }, cert: { type: 'string', minLength: 1 }, key: { type: 'string', minLength: 1 } },
+                },
+                batch_size: { type: 'integer', minimum: 1, maximum: 10000 },
+                batch_wait: duration,
               },
             },
           },
@@ -261,7 +277,14 @@ export const SCHEMAS: Record<Kind, Schema> = {
         },
       },
       artifacts: { type: 'string', minLength: 1 },
-      proxy: { type: 'object', additionalProperties: false, properties: proxyPolicy },
+      proxy: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          ...proxyPolicy,
+          trusted_proxies: { type: 'array', items: { type: 'string', minLength: 1, pattern: '^[0-9a-fA-F:.]+(/[0-9]{1,3})?$', glowHint: 'an address or network such as `10.0.0.0/8`' }, uniqueItems: true },
+        },
+      },
       stop_grace: duration,
     },
   },
@@ -335,7 +358,7 @@ function toConfigError(kind: Kind, file: YamlFile, e: ErrorObject): ConfigError 
       const allowed = (e.params as { allowedValues: unknown[] }).allowedValues.map(String);
       const near = typeof e.data === 'string' ? closest(e.data, allowed) : undefined;
       return file.error(
-        'GLOW_E_VALUE_INVALID',
+        parent.glowCode ?? 'GLOW_E_VALUE_INVALID',
         path,
         `${what} is \`${String(e.data)}\`; it must be one of ${allowed.join(', ')}${near ? ` — did you mean \`${near}\`?` : ''}`,
       );

@@ -16,6 +16,7 @@
  */
 import { posix } from 'node:path';
 import type { NodePlan, PlannedConfigFile } from '../plan/node-plan.js';
+import { tlsStorePath } from './routes.js';
 import { configStoreDir, instanceUnit, PROXY_UNIT, TARGET, templateName } from './units.js';
 import type { NodeEnv, RenderedUnits } from './units.js';
 
@@ -37,6 +38,8 @@ export interface ObservedNode {
   readonly configFiles: ReadonlyMap<string, { readonly sha256: string; readonly mtimeMs: number }>;
   /** The routes file's content, if any. */
   readonly routes: string | undefined;
+  /** Delivered certificates and keys (`<state>/tls/…`): store path → sha256, empty when owner or mode are wrong. */
+  readonly tlsFiles?: ReadonlyMap<string, { readonly sha256: string }>;
 }
 
 export interface Desired {
@@ -49,6 +52,8 @@ export type Step =
   | { readonly kind: 'ensure-artifact'; readonly app: string; readonly image: string; readonly version: string; readonly digest?: string }
   | { readonly kind: 'write-config'; readonly file: PlannedConfigFile; readonly storePath: string }
   | { readonly kind: 'remove-config'; readonly storePath: string }
+  | { readonly kind: 'write-tls'; readonly source: string; readonly storePath: string }
+  | { readonly kind: 'remove-tls'; readonly storePath: string }
   | { readonly kind: 'write-routes'; readonly content: string }
   | { readonly kind: 'write-unit'; readonly name: string; readonly content: string }
   | { readonly kind: 'remove-unit'; readonly name: string }
@@ -110,6 +115,14 @@ export function reconcile(desired: Desired, observed: ObservedNode, env: NodeEnv
   for (const storePath of [...observed.configFiles.keys()].sort()) {
     const app = storePath.startsWith(filesRoot) ? storePath.slice(filesRoot.length).split('/')[0]! : '';
     if (!wantedStore.has(storePath) && !runningApps.has(app)) steps.push({ kind: 'remove-config', storePath });
+  }
+
+  // 2b. Certificates and keys before the routes that name them; the proxy notices changed files by itself.
+  const wantedTls = new Set<string>();
+  for (const f of plan.tlsFiles ?? []) {
+    const storePath = tlsStorePath(env, f.source);
+    wantedTls.add(storePath);
+    if (observed.tlsFiles?.get(storePath)?.sha256 !== f.sha256) steps.push({ kind: 'write-tls', source: f.source, storePath });
   }
 
   // 3. The proxy's routes.
@@ -199,5 +212,8 @@ export function reconcile(desired: Desired, observed: ObservedNode, env: NodeEnv
   for (const [name, u] of observed.units) {
     if (INSTANCE_RE.test(name) && !desiredInstances.has(name) && isRunning(u)) steps.push({ kind: 'retire', unit: name });
   }
+
+  // 8. Certificates no route names any more (after the reload that stopped naming them).
+  for (const storePath of [...(observed.tlsFiles?.keys() ?? [])].sort()) if (!wantedTls.has(storePath)) steps.push({ kind: 'remove-tls', storePath });
   return steps;
 }

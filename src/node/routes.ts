@@ -2,22 +2,43 @@
  * The proxy's routes for a node: the listeners and exposures of its plan, as the JSON file glowd writes
  * (atomically) and the proxy reads at start and on SIGHUP. Pure; the text is deterministic and carries no
  * revision, so a repository change that does not touch the routes does not rewrite the file or reload the proxy.
+ *
+ * TLS is named by paths, never by key material: a repository certificate or key becomes the file glowd delivers
+ * for it (`<state>/tls/<path in the repository>`, readable by the proxy's group only), an absolute path stays the
+ * node's own file. The proxy watches those files itself; a new certificate with the same paths changes no route.
  */
+import { posix } from 'node:path';
+import type { FileRef } from '../config/model.js';
 import type { Listener, NodePlan, PlannedExposure } from '../plan/node-plan.js';
+import { DEFAULT_ENV, type NodeEnv } from './units.js';
 
 export const ROUTES_VERSION = 1;
+
+/** An exposure as the proxy reads it: the plan's, with TLS files as absolute paths on this node. */
+export type RoutedExposure = Omit<PlannedExposure, 'tls'> & { readonly tls?: { readonly cert: string; readonly key: string } };
 
 export interface ProxyRoutes {
   readonly version: typeof ROUTES_VERSION;
   readonly node: string;
   readonly listeners: readonly Listener[];
-  readonly exposures: readonly PlannedExposure[];
+  readonly exposures: readonly RoutedExposure[];
 }
 
-export function routesOf(plan: NodePlan): ProxyRoutes {
-  return { version: ROUTES_VERSION, node: plan.node, listeners: plan.listeners, exposures: plan.exposures };
+/** Where glowd delivers the certificates and keys of the repository (see src/agent/tls-files.ts). */
+export const tlsDir = (env: NodeEnv) => posix.join(env.stateDir, 'tls');
+
+/** The delivered path of a repository file named by an exposure's `tls`. */
+export const tlsStorePath = (env: NodeEnv, source: string) => posix.join(tlsDir(env), source);
+
+export function tlsPath(env: NodeEnv, ref: FileRef): string {
+  return 'repo' in ref ? tlsStorePath(env, ref.repo) : ref.node;
 }
 
-export function renderRoutes(plan: NodePlan): string {
-  return `${JSON.stringify(routesOf(plan), null, 2)}\n`;
+export function routesOf(plan: NodePlan, env: NodeEnv = DEFAULT_ENV): ProxyRoutes {
+  const exposures = plan.exposures.map(({ tls, ...rest }): RoutedExposure => (tls ? { ...rest, tls: { cert: tlsPath(env, tls.cert), key: tlsPath(env, tls.key) } } : rest));
+  return { version: ROUTES_VERSION, node: plan.node, listeners: plan.listeners, exposures };
+}
+
+export function renderRoutes(plan: NodePlan, env: NodeEnv = DEFAULT_ENV): string {
+  return `${JSON.stringify(routesOf(plan, env), null, 2)}\n`;
 }

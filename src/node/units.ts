@@ -106,6 +106,9 @@ function renderProxy(env: NodeEnv): string {
       ['RestartSec', '1s'],
       ['LimitNOFILE', '65536'], // two descriptors per proxied connection
       ['DynamicUser', 'yes'],
+      // Delivered TLS keys are root:glow-tls 0640 (src/agent/tls-files.ts): readable by the proxy only.
+      ['SupplementaryGroups', 'glow-tls'],
+      // Exposures on ports below 1024 without root.
       ['AmbientCapabilities', 'CAP_NET_BIND_SERVICE'],
       ['CapabilityBoundingSet', 'CAP_NET_BIND_SERVICE'],
       ...hardening(),

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { GlowError } from '../config/errors.js';
 import { DEFAULTS, serviceKey } from '../config/model.js';
-import type { App, Health, Protocol, ProvidedPort, ProxyPolicy, Runtime, Sandbox, ServiceRef, Snapshot } from '../config/model.js';
+import type { App, ExposureLimits, Health, Protocol, ProvidedPort, ProxyPolicy, Runtime, Sandbox, ServiceRef, Snapshot } from '../config/model.js';
 import { closest } from '../config/suggest.js';
 
 export interface PlannedConfigFile {
@@ -89,9 +89,20 @@ export interface PlannedExposure {
   readonly hosts: readonly string[];
   readonly path?: string;
   readonly tls?: { readonly cert: { readonly repo: string } | { readonly node: string }; readonly key: { readonly repo: string } | { readonly node: string } };
+  /** A plain port whose requests for this exposure are answered 308 to https. */
+  readonly redirectHttp?: number;
   readonly accessLog: boolean;
+  readonly limits: ExposureLimits;
+  /** Clients whose X-Forwarded-* headers are kept (glow.yaml `proxy.trusted_proxies`). */
+  readonly trustedProxies: readonly string[];
   readonly policy: Required<ProxyPolicy>;
   readonly groups: readonly UpstreamGroup[];
+}
+
+/** A certificate or key from the repository that glowd delivers to the proxy (`<state>/tls/<source>`). */
+export interface PlannedTlsFile {
+  readonly source: string;
+  readonly sha256: string;
 }
 
 export interface NodePlan {
@@ -103,6 +114,8 @@ export interface NodePlan {
   readonly exposures: readonly PlannedExposure[];
   /** Config files to deliver, one entry per app and path. */
   readonly files: readonly PlannedConfigFile[];
+  /** Certificates and keys from the repository that this node's exposures name, sorted by source. */
+  readonly tlsFiles: readonly PlannedTlsFile[];
   readonly metricsListen: string;
   readonly stopGraceMs: number;
 }
@@ -216,11 +229,17 @@ export function planNode(snapshot: Snapshot, node: string): NodePlan {
       hosts: e.hosts,
       ...(e.path !== undefined ? { path: e.path } : {}),
       ...(e.tls ? { tls: e.tls } : {}),
+      ...(e.redirectHttp !== undefined ? { redirectHttp: e.redirectHttp } : {}),
       accessLog: e.accessLog,
+      limits: e.limits,
+      trustedProxies: snapshot.settings.trustedProxies,
       policy: snapshot.settings.proxy,
       groups: groupsOf(e.service),
     });
   }
+  const tlsSources = new Set<string>();
+  for (const e of exposures) if (e.tls) for (const ref of [e.tls.cert, e.tls.key]) if ('repo' in ref) tlsSources.add(ref.repo);
+  const tlsFiles = [...tlsSources].sort().map((source) => ({ source, sha256: sha256(snapshot.files.get(source)!) }));
 
   const files: PlannedConfigFile[] = [];
   for (const app of new Set(instances.map((i) => i.app))) files.push(...filesOf(snapshot.apps.get(app)!));
@@ -235,6 +254,7 @@ export function planNode(snapshot: Snapshot, node: string): NodePlan {
       .map(([, v]) => ({ ...v.l, for: [...v.for].sort() })),
     exposures,
     files,
+    tlsFiles,
     metricsListen: snapshot.settings.metricsListen,
     stopGraceMs: snapshot.settings.stopGraceMs,
   };

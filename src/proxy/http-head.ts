@@ -6,7 +6,11 @@
  *
  * Strict where smuggling hides: obsolete line folding, whitespace before a colon, a request with both
  * Content-Length and Transfer-Encoding, differing Content-Lengths, a transfer coding other than a final
- * `chunked` on a request, and a bare LF are all refused with 400.
+ * `chunked` on a request, a bare CR or LF, any other control character, a header name that is not a token and
+ * two Host headers are all refused with 400.
+ *
+ * For exposures the request head is rebuilt once (`rewriteRequestHead`): X-Forwarded-* lines dropped or kept
+ * by the trust in the client, new ones added, and the Connection line dropped when only the client closes.
  */
 import { ProxyError } from './errors.js';
 
@@ -59,7 +63,18 @@ export interface RequestHead {
   readonly hostEnd: number;
   /** Byte ranges [start, end) of every Connection header line, relative to the head's start. */
   readonly connectionLines: readonly number[];
+  /** The request target's byte range relative to the head's start (`/path?query`, `http://host/path`, `*`). */
+  readonly targetStart: number;
+  readonly targetEnd: number;
+  /** Forwarding header lines as triples [kind (FWD_*), start, end), relative to the head's start. */
+  readonly forwardedLines: readonly number[];
 }
+
+/** Kinds of forwarding header lines (RequestHead.forwardedLines). */
+export const FWD_FOR = 1;
+export const FWD_PROTO = 2;
+export const FWD_HOST = 3;
+export const FWD_FORWARDED = 4;
 
 export interface ResponseHead {
   readonly status: number;
@@ -91,6 +106,7 @@ interface Fields {
   hostStart: number;
   hostEnd: number;
   connectionLines: number[] | null;
+  forwardedLines: number[] | null;
 }
 
 const EMPTY: readonly number[] = [];
@@ -128,6 +144,9 @@ export function parseRequestHead(buf: Buffer, start: number, end: number): Reque
     hostStart: f.hostStart,
     hostEnd: f.hostEnd,
     connectionLines: lines ?? EMPTY,
+    targetStart: sp1 + 1 - start,
+    targetEnd: sp2 - start,
+    forwardedLines: f.forwardedLines ?? EMPTY,
   };
 }
 
@@ -160,6 +179,30 @@ export function parseResponseHead(buf: Buffer, start: number, end: number): Resp
   };
 }
 
+/** The request target (buf and start as given to parseRequestHead). */
+export function targetOf(buf: Buffer, start: number, head: RequestHead): string {
+  return buf.toString('latin1', start + head.targetStart, start + head.targetEnd);
+}
+
+/**
+ * A request head with the line ranges in `drop` (flat [start, end) pairs relative to the head, in any order, not
+ * overlapping) left out and `extra` (complete `Name: value\r\n` lines) added before the blank line.
+ */
+export function rewriteRequestHead(head: Buffer, drop: readonly number[], extra: string): Buffer {
+  const ranges: [number, number][] = [];
+  for (let i = 0; i < drop.length; i += 2) ranges.push([drop[i]!, drop[i + 1]!]);
+  ranges.sort((a, b) => a[0] - b[0]);
+  const parts: Buffer[] = [];
+  let at = 0;
+  for (const [a, b] of ranges) {
+    parts.push(head.subarray(at, a));
+    at = b;
+  }
+  parts.push(head.subarray(at, head.length - 2));
+  parts.push(Buffer.from(`${extra}\r\n`, 'latin1'));
+  return Buffer.concat(parts);
+}
+
 /** The head without its Connection header lines (relative ranges from the parse). */
 export function withoutConnectionHeader(head: Buffer, lines: readonly number[]): Buffer {
   const parts: Buffer[] = [];
@@ -181,9 +224,9 @@ export function withConnectionClose(head: Buffer, lines: readonly number[]): Buf
 }
 
 /** A complete response the proxy writes itself (502, 503, 504, 400…), closing the connection. */
-export function errorResponse(status: number, reason: string, body: string): Buffer {
+export function errorResponse(status: number, reason: string, body: string, headers = ''): Buffer {
   return Buffer.from(
-    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${headers}Connection: close\r\n\r\n${body}`,
     'latin1',
   );
 }
@@ -229,7 +272,7 @@ function httpVersion(buf: Buffer, start: number, end: number): number {
 }
 
 function parseFields(buf: Buffer, from: number, end: number, headStart: number, request: boolean): Fields {
-  const f: Fields = { contentLength: -1, te: TE_NONE, conn: 0, upgrade: false, hostStart: -1, hostEnd: -1, connectionLines: null };
+  const f: Fields = { contentLength: -1, te: TE_NONE, conn: 0, upgrade: false, hostStart: -1, hostEnd: -1, connectionLines: null, forwardedLines: null };
   const bad = (msg: string) => new HttpHeadError(request ? 400 : 502, request ? msg : `upstream: ${msg}`);
   let line = from;
   const last = end - 2; // the blank line's CRLF
@@ -242,6 +285,7 @@ function parseFields(buf: Buffer, from: number, end: number, headStart: number, 
     const nameLen = colon - line;
     const before = buf[colon - 1]!;
     if (before === SP || before === HT) throw bad('whitespace before a colon');
+    for (let i = line; i < colon; i++) if (TCHAR[buf[i]!] === 0) throw bad('a header name that is not a token');
     switch (nameLen) {
       case 14:
         if (nameIs(buf, line, 'content-length')) {
@@ -253,6 +297,16 @@ function parseFields(buf: Buffer, from: number, end: number, headStart: number, 
         break;
       case 17:
         if (nameIs(buf, line, 'transfer-encoding')) f.te = lastTokenIs(buf, colon + 1, lineEnd, 'chunked') ? TE_CHUNKED : TE_OTHER;
+        else if (request && nameIs(buf, line, 'x-forwarded-proto')) (f.forwardedLines ??= []).push(FWD_PROTO, line - headStart, lineEnd + 2 - headStart);
+        break;
+      case 15:
+        if (request && nameIs(buf, line, 'x-forwarded-for')) (f.forwardedLines ??= []).push(FWD_FOR, line - headStart, lineEnd + 2 - headStart);
+        break;
+      case 16:
+        if (request && nameIs(buf, line, 'x-forwarded-host')) (f.forwardedLines ??= []).push(FWD_HOST, line - headStart, lineEnd + 2 - headStart);
+        break;
+      case 9:
+        if (request && nameIs(buf, line, 'forwarded')) (f.forwardedLines ??= []).push(FWD_FORWARDED, line - headStart, lineEnd + 2 - headStart);
         break;
       case 10:
         if (nameIs(buf, line, 'connection')) {
@@ -265,6 +319,7 @@ function parseFields(buf: Buffer, from: number, end: number, headStart: number, 
         break;
       case 4:
         if (request && nameIs(buf, line, 'host')) {
+          if (f.hostStart >= 0) throw bad('two Host headers');
           let a = colon + 1;
           let b = lineEnd;
           while (a < b && (buf[a] === SP || buf[a] === HT)) a++;
@@ -308,14 +363,24 @@ function lastTokenIs(buf: Buffer, from: number, end: number, token: string): boo
 function indexOfCrlf(buf: Buffer, from: number, end: number): number {
   for (let i = from; i < end; i++) {
     const c = buf[i]!;
-    if (c === CR) {
-      if (buf[i + 1] !== LF) throw new HttpHeadError(400, 'a bare CR in the head');
-      return i;
+    if (c < 32 || c === 127) {
+      if (c === CR) {
+        if (buf[i + 1] !== LF) throw new HttpHeadError(400, 'a bare CR in the head');
+        return i;
+      }
+      if (c === LF) throw new HttpHeadError(400, 'a bare LF in the head');
+      if (c !== HT) throw new HttpHeadError(400, 'a control character in the head');
     }
-    if (c === LF) throw new HttpHeadError(400, 'a bare LF in the head');
   }
   throw new HttpHeadError(400, 'unterminated head line');
 }
+
+/** RFC 9110 tchar: the bytes a header name may hold (1) or not (0). */
+const TCHAR = (() => {
+  const t = new Uint8Array(256);
+  for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") t[c.charCodeAt(0)] = 1;
+  return t;
+})();
 
 function indexOfByte(buf: Buffer, byte: number, from: number, end: number): number {
   for (let i = from; i < end; i++) if (buf[i] === byte) return i;

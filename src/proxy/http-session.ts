@@ -15,26 +15,42 @@
  * - the duration from the request head to the last byte of the response is observed by method and status class.
  * Upgrades (WebSocket) and CONNECT become a raw tunnel after the upstream's 101 (2xx for CONNECT). Pipelined
  * requests wait, unread, until the response before them is complete.
+ *
+ * On a port shared by exposures each request is routed by Host and path (src/proxy/host-router.ts): no route is a
+ * plain 404, a Host that is no host name a 400, and on TLS a Host whose certificate is not the one the client's
+ * SNI chose a 421. Exposures get X-Forwarded-For/-Proto/-Host (the client's own are dropped unless it is a
+ * trusted proxy, whose values are kept and appended to), their head (431) and body (413) limits, their
+ * redirect_http (308 to https) and their access log. A connection's metrics count for the route of its first
+ * request (the port's default route when it never sends one).
  */
 import type { Socket } from 'node:net';
 import { BodyFramer, MALFORMED, NEED_MORE } from './body-framer.js';
 import { now } from './clock.js';
 import { connectOnce, type Attempt } from './connector.js';
+import { clientAddress } from './access-log.js';
+import type { CertEntry } from './certificates.js';
+import { normalizeHost, splitTarget } from './host-router.js';
 import {
   errorResponse,
   findHeadEnd,
+  FWD_FOR,
+  FWD_HOST,
+  FWD_PROTO,
   HttpHeadError,
+  hostOf,
   MAX_HEAD_BYTES,
   parseRequestHead,
   parseResponseHead,
   responseHasNoBody,
+  rewriteRequestHead,
+  targetOf,
   withConnectionClose,
   withoutConnectionHeader,
   type RequestHead,
   type ResponseHead,
 } from './http-head.js';
 import type { LiveRoute } from './live-route.js';
-import type { RetryReason, RouteStats } from './metrics.js';
+import type { FrontendStats, RetryReason, RouteStats } from './metrics.js';
 import type { Session } from './session.js';
 import type { GroupState, PooledConnection, UpstreamState } from './upstream-registry.js';
 
@@ -124,16 +140,50 @@ export function sweepPool(u: UpstreamState, maxIdleMs: number, t: number): void 
 }
 
 export interface RouteSource {
-  /** The route in force now, for the next request. */
-  current(): LiveRoute;
+  /** The one route of a port without Host or path routing (a loopback listener, a lone catch-all exposure). */
+  readonly only: LiveRoute | null;
+  /** The port's default route: a connection's idle timeout before its first request, its metrics if it never sends one. */
+  readonly fallback: LiveRoute;
+  /** The route in force now for a request (host normalised, or null when none was sent; path without query). */
+  route(host: string | null, path: string): LiveRoute | null;
+  /** The largest head any route of the port accepts. */
+  readonly maxHeadBytes: number;
+  readonly stats: FrontendStats;
+  /** The certificate a TLS handshake with this server name was given. */
+  certFor(servername: string): CertEntry | null;
+}
+
+/** What the accepting socket knows about a connection. */
+export interface ConnectionInfo {
+  /** TLS was terminated here. */
+  readonly secure: boolean;
+  /** The SNI name the client sent (TLS), normalised. */
+  readonly servername: string | null;
+  readonly tlsVersion: string | null;
+}
+
+export const PLAIN_CONNECTION: ConnectionInfo = { secure: false, servername: null, tlsVersion: null };
+
+/** What an access-log line of a request says beyond the route. */
+interface LoggedRequest {
+  readonly method: string;
+  readonly host: string | null;
+  readonly target: string;
 }
 
 type ReqPhase = 'head' | 'body' | 'done';
 type ResPhase = 'idle' | 'wait' | 'head' | 'body' | 'tunnel';
 
 export class HttpSession implements Session {
-  private readonly connStats: RouteStats;
+  /** The stats this connection counts in (set by its first request; see the file comment). */
+  private connStats: RouteStats | null = null;
   private route: LiveRoute;
+  private remoteAddr: string | null = null;
+  private logged: LoggedRequest | null = null;
+  private reqBytes = 0;
+  private resBytes = 0;
+  private bodySeen = 0;
+  private servedBy: string | null = null;
   private closed = false;
   private draining = false;
   private clientEnded = false;
@@ -177,11 +227,10 @@ export class HttpSession implements Session {
     private readonly client: Socket,
     private readonly source: RouteSource,
     private readonly onClose: (s: Session) => void,
+    private readonly conn: ConnectionInfo = PLAIN_CONNECTION,
   ) {
-    this.route = source.current();
-    this.connStats = this.route.stats;
-    this.connStats.opened += 1;
-    this.connStats.active += 1;
+    this.route = source.only ?? source.fallback;
+    if (source.only) this.attribute(source.only);
     client.setTimeout(this.route.spec.policy.idleTimeoutMs);
     client.on('data', (chunk: Buffer) => this.clientData(chunk));
     client.on('drain', () => {
@@ -191,6 +240,16 @@ export class HttpSession implements Session {
     client.on('timeout', () => this.idleTimeout());
     client.on('error', noop);
     client.on('close', () => this.clientClosed());
+  }
+
+  private attribute(route: LiveRoute): void {
+    const s = (this.connStats = route.stats);
+    s.opened += 1;
+    s.active += 1;
+  }
+
+  private remote(): string {
+    return (this.remoteAddr ??= clientAddress(this.client.remoteAddress));
   }
 
   // ---- client side ----
@@ -220,20 +279,21 @@ export class HttpSession implements Session {
     if (this.reqPhase === 'head') {
       const end = findHeadEnd(buf, off, off + searchFrom);
       if (end < 0) {
-        if (buf.length - off > MAX_HEAD_BYTES) return this.answer(431, 'Request Header Fields Too Large', 'request head too large\n');
+        if (buf.length - off > this.source.maxHeadBytes) return void this.reject('headTooLarge', 431, 'Request Header Fields Too Large', 'request head too large\n');
         this.partial = off === 0 ? buf : buf.subarray(off);
         return;
       }
+      if (end - off > this.source.maxHeadBytes) return void this.reject('headTooLarge', 431, 'Request Header Fields Too Large', 'request head too large\n');
       let head: RequestHead;
       try {
         head = parseRequestHead(buf, off, end);
       } catch (e) {
-        if (e instanceof HttpHeadError) return this.answer(400, 'Bad Request', `${e.message}\n`);
+        if (e instanceof HttpHeadError) return void this.reject('badRequest', 400, 'Bad Request', `${e.message}\n`);
         throw e;
       }
       const bytes = buf.subarray(off, end);
-      const out = this.startRequest(head, bytes);
-      if (this.closed) return;
+      const out = this.startRequest(head, bytes, buf, off);
+      if (out === null || this.closed) return;
       fresh = true;
       if (out !== bytes) {
         this.sendUp(out);
@@ -247,6 +307,12 @@ export class HttpSession implements Session {
       const r = this.reqFramer.feed(buf, bodyStart, buf.length);
       if (r === MALFORMED) return this.answer(400, 'Bad Request', 'malformed chunked body\n');
       const to = r === NEED_MORE ? buf.length : r;
+      const limit = this.route.spec.limits.bodyBytes;
+      if (limit > 0 && (this.bodySeen += to - bodyStart) > limit) {
+        // Only a chunked body gets here (a Content-Length over the limit is refused before anything is sent).
+        if (this.responded) return this.abort();
+        return this.answer(413, 'Content Too Large', 'request body too large\n');
+      }
       const start = from >= 0 ? from : bodyStart;
       if (to > start) this.sendUp(start === 0 && to === buf.length ? buf : buf.subarray(start, to));
       if (r === NEED_MORE) {
@@ -268,10 +334,37 @@ export class HttpSession implements Session {
     }
   }
 
-  /** Sets up a request; returns the head to send (the same bytes, or a rewritten copy). */
-  private startRequest(head: RequestHead, bytes: Buffer): Buffer {
-    const route = (this.route = this.source.current());
-    route.budget.request(now());
+  /**
+   * Routes and sets up a request; returns the head to send (the same bytes, or a rewritten copy), or null when the
+   * proxy answered it itself (no route, a limit, a redirect).
+   */
+  private startRequest(head: RequestHead, bytes: Buffer, buf: Buffer, off: number): Buffer | null {
+    const only = this.source.only;
+    let route = only;
+    let hostValue: string | null = null;
+    let target = '';
+    if (only === null || only.spec.forwarded) {
+      target = targetOf(buf, off, head);
+      const split = splitTarget(target);
+      hostValue = split.host ?? hostOf(buf, off, head);
+      let host: string | null = null;
+      if (hostValue !== null) {
+        host = normalizeHost(hostValue);
+        if (host === null) return this.reject('badRequest', 400, 'Bad Request', 'invalid Host header\n');
+      } else if (head.minor === 1) return this.reject('badRequest', 400, 'Bad Request', 'no Host header\n');
+      if (only === null) {
+        route = this.source.route(host, split.path);
+        if (route === null) return this.reject('noRoute', 404, 'Not Found', 'not found\n');
+      }
+      const sni = this.conn.servername;
+      if (sni !== null && route!.cert !== null && host !== sni && this.source.certFor(sni) !== route!.cert) {
+        return this.reject('misdirected', 421, 'Misdirected Request', 'this host is not served on this TLS connection\n');
+      }
+    }
+    this.route = route!;
+    if (this.connStats === null) this.attribute(route!);
+    const spec = route!.spec;
+    route!.budget.request(now());
     this.req = head;
     this.startedAt = now();
     this.wantsClose = head.close || this.draining;
@@ -281,8 +374,33 @@ export class HttpSession implements Session {
     this.res = null;
     this.resHead = null;
     this.resPhase = 'wait';
+    this.reqBytes = 0;
+    this.resBytes = 0;
+    this.bodySeen = 0;
+    this.servedBy = null;
+    this.logged = route!.access ? { method: buf.toString('latin1', off, off + Math.min(head.targetStart - 1, 32)), host: hostValue, target: target.length > 1024 ? `${target.slice(0, 1024)}…` : target } : null;
+    if (spec.redirectTo !== undefined) {
+      const port = spec.redirectTo === 443 ? '' : `:${spec.redirectTo}`;
+      const where = hostValue === null ? null : normalizeHost(hostValue);
+      if (where === null) {
+        this.answer(400, 'Bad Request', 'a redirect to https needs a Host header\n');
+        return null;
+      }
+      const path = target.startsWith('/') ? target : splitTarget(target).path;
+      this.answer(308, 'Permanent Redirect', `https://${where}${port}${path}\n`, `Location: https://${where}${port}${path}\r\n`);
+      return null;
+    }
+    if (head.length > spec.limits.headBytes) {
+      this.answer(431, 'Request Header Fields Too Large', 'request head too large\n');
+      return null;
+    }
+    if (spec.limits.bodyBytes > 0 && head.contentLength > spec.limits.bodyBytes) {
+      this.answer(413, 'Content Too Large', 'request body too large\n');
+      return null;
+    }
     // Keep the upstream connection reusable when only the client wants to close.
-    const out = head.close && head.minor === 1 && head.connectionIsCloseOnly ? withoutConnectionHeader(bytes, head.connectionLines) : bytes;
+    const dropConnection = head.close && head.minor === 1 && head.connectionIsCloseOnly;
+    const out = spec.forwarded ? this.forwardedHead(bytes, head, dropConnection, hostValue) : dropConnection ? withoutConnectionHeader(bytes, head.connectionLines) : bytes;
     this.reqHeadInPlace = out === bytes;
     if (head.chunked) this.reqFramer.reset('chunked');
     else if (head.contentLength > 0) this.reqFramer.reset('length', head.contentLength);
@@ -294,8 +412,42 @@ export class HttpSession implements Session {
     return out;
   }
 
+  /**
+   * An exposure's request head: X-Forwarded-For (the client's address, after the values a trusted proxy sent),
+   * X-Forwarded-Proto and X-Forwarded-Host (a trusted proxy's kept, otherwise ours); the client's own X-Forwarded-*
+   * and Forwarded lines dropped unless it is trusted.
+   */
+  private forwardedHead(bytes: Buffer, head: RequestHead, dropConnection: boolean, hostValue: string | null): Buffer {
+    const drop: number[] = dropConnection ? [...head.connectionLines] : [];
+    const lines = head.forwardedLines;
+    const trusted = lines.length > 0 && this.route.trusts(this.remote());
+    let chain = '';
+    let keepProto = false;
+    let keepHost = false;
+    for (let i = 0; i < lines.length; i += 3) {
+      const kind = lines[i]!;
+      const a = lines[i + 1]!;
+      const b = lines[i + 2]!;
+      if (!trusted) {
+        drop.push(a, b);
+        continue;
+      }
+      if (kind === FWD_FOR) {
+        const value = bytes.toString('latin1', bytes.indexOf(58, a) + 1, b - 2).trim();
+        if (value) chain += chain ? `, ${value}` : value;
+        drop.push(a, b);
+      } else if (kind === FWD_PROTO) keepProto = true;
+      else if (kind === FWD_HOST) keepHost = true;
+    }
+    let extra = `X-Forwarded-For: ${chain ? `${chain}, ` : ''}${this.remote()}\r\n`;
+    if (!keepProto) extra += `X-Forwarded-Proto: ${this.conn.secure ? 'https' : 'http'}\r\n`;
+    if (!keepHost && hostValue !== null) extra += `X-Forwarded-Host: ${hostValue}\r\n`;
+    return rewriteRequestHead(bytes, drop, extra);
+  }
+
   /** Request bytes towards the upstream: kept for a retry while allowed, queued until a connection is attached. */
   private sendUp(data: Buffer): void {
+    this.reqBytes += data.length;
     if (this.retained !== null) {
       this.retainedBytes += data.length;
       if (this.retainedBytes > MAX_RETAINED_BYTES) this.retained = null;
@@ -346,7 +498,8 @@ export class HttpSession implements Session {
   private clientClosed(): void {
     if (this.closed) return;
     this.closed = true;
-    const s = this.connStats;
+    if (this.connStats === null) this.attribute(this.source.fallback);
+    const s = this.connStats!;
     s.active -= 1;
     s.closed += 1;
     s.receivedBytes += this.client.bytesRead;
@@ -407,6 +560,7 @@ export class HttpSession implements Session {
   private attach(c: UpstreamConnection): void {
     c.session = this;
     this.up = c;
+    this.servedBy = c.state.address;
     const pending = this.pending;
     this.pending = null;
     if (pending && pending.length > 0) {
@@ -580,6 +734,7 @@ export class HttpSession implements Session {
   /** Writes buf[from, to) to the client, after the response head if it is still to go: one write either way. */
   private emit(buf: Buffer, from: number, to: number): boolean {
     const head = this.resHead;
+    this.resBytes += Math.max(0, to - from) + (head !== null ? head.length : 0);
     if (head === null) return from < to ? this.client.write(from === 0 && to === buf.length ? buf : buf.subarray(from, to)) : true;
     this.resHead = null;
     if (this.resHeadAt >= 0) {
@@ -665,11 +820,30 @@ export class HttpSession implements Session {
   }
 
   private observe(status: number): void {
-    this.route.observeHttp(this.req!.method, status, (now() - this.startedAt) / 1000);
+    const seconds = (now() - this.startedAt) / 1000;
+    this.route.observeHttp(this.req!.method, status, seconds);
+    const r = this.logged;
+    if (r === null) return;
+    this.logged = null;
+    this.route.access!.write({
+      exposure: this.route.spec.name,
+      client: this.remote(),
+      method: r.method,
+      host: r.host,
+      target: r.target,
+      status,
+      duration_ms: Math.round(seconds * 10_000) / 10,
+      upstream: this.servedBy,
+      request_bytes: this.reqBytes,
+      response_bytes: this.resBytes,
+      tls: this.conn.tlsVersion,
+    });
   }
 
   /** An answer of the proxy's own, then the connection closes. */
-  private answer(status: number, reason: string, body: string): void {
+  private answer(status: number, reason: string, body: string, headers = ''): void {
+    const response = errorResponse(status, reason, body, headers);
+    this.resBytes = response.length;
     if (this.req) this.observe(status);
     this.connecting?.cancel();
     this.connecting = null;
@@ -677,7 +851,16 @@ export class HttpSession implements Session {
     this.resPhase = 'idle';
     this.reqPhase = 'done';
     this.req = null;
-    this.finish(errorResponse(status, reason, body));
+    this.finish(response);
+  }
+
+  /** An answer before the request has a route: counted on the port, never in a route's histogram. */
+  private reject(reason: 'badRequest' | 'headTooLarge' | 'noRoute' | 'misdirected', status: number, text: string, body: string): null {
+    this.source.stats[reason] += 1;
+    this.req = null;
+    this.logged = null;
+    this.answer(status, text, body);
+    return null;
   }
 
   /** Ends our side, and reads (and drops) whatever the client still sends until it closes too. */

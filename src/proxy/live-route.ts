@@ -3,7 +3,11 @@
  * states, its metrics and its retry budget. A reload builds new LiveRoutes (the upstream states they share with
  * the old ones keep their health); connections that started on the old ones finish on them.
  */
+import { BlockList, isIPv4 } from 'node:net';
+import { parseCidr } from '../config/notation.js';
+import type { AccessLog } from './access-log.js';
 import { pickUpstream, type Pick, type Rotation } from './balancer.js';
+import type { CertEntry, CertStore } from './certificates.js';
 import { now } from './clock.js';
 import type { ProxyMetrics, RouteStats, UpstreamTraffic } from './metrics.js';
 import type { RetryBudget } from './retry-budget.js';
@@ -23,6 +27,11 @@ export class LiveRoute {
   private readonly rotations: readonly Rotation[];
   private readonly traffic = new Map<UpstreamState, UpstreamTraffic>();
   private released = false;
+  /** The certificate this route's hosts are served with (TLS exposures). */
+  readonly cert: CertEntry | null;
+  /** Where its access-log lines go; null when the route does not log. */
+  readonly access: AccessLog | null;
+  private readonly trusted: BlockList | null;
 
   constructor(
     readonly spec: RouteSpec,
@@ -30,11 +39,23 @@ export class LiveRoute {
     private readonly metrics: ProxyMetrics,
     readonly budget: RetryBudget,
     private readonly panicShare: number,
+    private readonly certs: CertStore | null = null,
+    access: AccessLog | null = null,
   ) {
     this.groups = spec.groups.map((g) => registry.acquire(g));
     this.lists = this.groups.map((g) => g.members);
     this.rotations = this.groups.map((g) => g.rotation);
     this.stats = metrics.route(spec.name, spec.service);
+    this.cert = spec.tls && certs ? certs.acquire(spec.tls) : null;
+    this.access = spec.accessLog ? access : null;
+    this.trusted = trustList(spec.trustedProxies);
+  }
+
+  /** Whether a client (address as accepted) may set X-Forwarded-* headers that the upstream then believes. */
+  trusts(address: string): boolean {
+    if (!this.trusted || !address) return false;
+    const a = address.startsWith('::ffff:') && isIPv4(address.slice(7)) ? address.slice(7) : address;
+    return this.trusted.check(a, isIPv4(a) ? 'ipv4' : 'ipv6');
   }
 
   /** The upstream for a new connection or request, skipping those in `tried`; null when there is none left. */
@@ -63,5 +84,16 @@ export class LiveRoute {
     if (this.released) return;
     this.released = true;
     for (const g of this.groups) this.registry.release(g);
+    if (this.cert) this.certs!.release(this.cert);
   }
+}
+
+function trustList(cidrs: readonly string[]): BlockList | null {
+  if (cidrs.length === 0) return null;
+  const list = new BlockList();
+  for (const c of cidrs) {
+    const p = parseCidr(c);
+    if (p.ok) list.addSubnet(p.value.address, p.value.prefix, p.value.family);
+  }
+  return list;
 }

@@ -80,6 +80,28 @@ export interface FrontendView {
   readonly bound: boolean;
 }
 
+/** What happens on a socket before a request has a route (or a TLS connection a session). */
+export class FrontendStats {
+  badRequest = 0;
+  headTooLarge = 0;
+  noRoute = 0;
+  misdirected = 0;
+  tlsHandshakeFailures = 0;
+  /** The socket terminates TLS (or did): its handshake failures are shown. */
+  tls = false;
+  constructor(readonly frontend: string) {}
+}
+
+/** A certificate as an exposure serves it (read at scrape time). */
+export interface CertificateView {
+  readonly exposure: string;
+  readonly certificate: string;
+  /** Expiry of the certificate served, ms since the epoch; 0 when none is loaded. */
+  readonly notAfterMs: number;
+  /** Loaded, and its files as they are now are the ones served (no load error). */
+  readonly ok: boolean;
+}
+
 export const HTTP_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 export class ProxyMetrics {
@@ -88,10 +110,11 @@ export class ProxyMetrics {
   private readonly traffic = new Map<string, UpstreamTraffic>();
   /** Ejections of upstreams that are gone, so that the counter never goes back. */
   private readonly pastEjections = new Map<string, { service: string; upstream: string; node: string; value: number }>();
+  private readonly fronts = new Map<string, FrontendStats>();
   reloadsOk = 0;
   reloadsFailed = 0;
 
-  constructor(views: { upstreams: () => Iterable<UpstreamView>; frontends: () => Iterable<FrontendView> }) {
+  constructor(views: { upstreams: () => Iterable<UpstreamView>; frontends: () => Iterable<FrontendView>; certificates?: () => Iterable<CertificateView> }) {
     const r = this.registry;
     const routes = () => this.routes.values();
     const traffic = () => this.traffic.values();
@@ -239,6 +262,53 @@ export class ProxyMetrics {
         for (const f of views.frontends()) this.set({ frontend: f.key }, f.bound ? 1 : 0);
       },
     });
+    const fronts = () => this.fronts.values();
+    new Counter({
+      name: 'glow_proxy_http_rejected_total',
+      help: 'HTTP requests answered by the proxy before any route: bad_request (400, smuggling shapes included), head_too_large (431), no_route (404: no exposure of the port serves the host), misdirected (421: TLS name and Host lead to different certificates).',
+      labelNames: ['frontend', 'reason'] as const,
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const f of fronts()) {
+          this.inc({ frontend: f.frontend, reason: 'bad_request' }, f.badRequest);
+          this.inc({ frontend: f.frontend, reason: 'head_too_large' }, f.headTooLarge);
+          this.inc({ frontend: f.frontend, reason: 'no_route' }, f.noRoute);
+          this.inc({ frontend: f.frontend, reason: 'misdirected' }, f.misdirected);
+        }
+      },
+    });
+    new Counter({
+      name: 'glow_proxy_tls_handshake_failures_total',
+      help: 'TLS handshakes that failed or timed out on a socket that terminates TLS.',
+      labelNames: ['frontend'] as const,
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const f of fronts()) if (f.tls) this.inc({ frontend: f.frontend }, f.tlsHandshakeFailures);
+      },
+    });
+    const certs = views.certificates ?? (() => []);
+    new Gauge({
+      name: 'glow_proxy_certificate_expiry_timestamp_seconds',
+      help: 'When the certificate an exposure serves expires (seconds since the epoch).',
+      labelNames: ['exposure', 'certificate'] as const,
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const c of certs()) if (c.notAfterMs > 0) this.set({ exposure: c.exposure, certificate: c.certificate }, c.notAfterMs / 1000);
+      },
+    });
+    new Gauge({
+      name: 'glow_proxy_certificate_up',
+      help: 'Whether an exposure\'s certificate files are loaded as they are now (1), or cannot be (0: the previous pair, if any, still serves).',
+      labelNames: ['exposure', 'certificate'] as const,
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const c of certs()) this.set({ exposure: c.exposure, certificate: c.certificate }, c.ok ? 1 : 0);
+      },
+    });
     collectDefaultMetrics({ register: r, prefix: 'glow_proxy_' });
     // prom-client's nodejs_active_*_total are gauges named like counters: promtool refuses them.
     for (const m of r.getMetricsAsArray()) {
@@ -252,6 +322,12 @@ export class ProxyMetrics {
     let s = this.routes.get(key);
     if (!s) this.routes.set(key, (s = new RouteStats(listener, service)));
     return s;
+  }
+
+  frontend(key: string): FrontendStats {
+    let f = this.fronts.get(key);
+    if (!f) this.fronts.set(key, (f = new FrontendStats(key)));
+    return f;
   }
 
   upstreamTraffic(listener: string, service: string, upstream: string, node: string): UpstreamTraffic {

@@ -15,11 +15,13 @@
  */
 import type { Logger } from 'pino';
 import type { ProxyRoutes } from '../node/routes.js';
+import type { AccessLog } from './access-log.js';
 import { DEFAULT_PANIC_SHARE } from './balancer.js';
+import { CertStore } from './certificates.js';
 import { now } from './clock.js';
 import { sweepPool } from './http-session.js';
 import { LiveRoute } from './live-route.js';
-import { ProxyMetrics } from './metrics.js';
+import { ProxyMetrics, type CertificateView } from './metrics.js';
 import { DEFAULT_RETRY_BUDGET, RetryBudget, type RetryBudgetOptions } from './retry-budget.js';
 import { frontendsOf, readRoutesFile, type FrontendSpec, type RouteSpec } from './routes-file.js';
 import { TcpFrontend } from './tcp-frontend.js';
@@ -37,6 +39,10 @@ export interface ProxyOptions {
   readonly poolIdleMs?: number;
   /** A frontend that failed to bind is tried again this often. */
   readonly bindRetryMs?: number;
+  /** Where exposures with `accessLog` write their lines (none: they write nothing). */
+  readonly accessLog?: AccessLog;
+  /** Certificate files are looked at this often for changes (default 1000 ms). */
+  readonly certPollMs?: number;
 }
 
 type Frontend = TcpFrontend | UdpFrontend;
@@ -52,6 +58,8 @@ export interface ApplyResult {
 export class Proxy {
   readonly metrics: ProxyMetrics;
   readonly registry: UpstreamRegistry;
+  readonly certs: CertStore;
+  private readonly access: AccessLog | null;
   private readonly log: Logger;
   private readonly frontends = new Map<string, Frontend>();
   private readonly draining = new Set<TcpFrontend>();
@@ -75,9 +83,12 @@ export class Proxy {
     this.registry = new UpstreamRegistry(opts.log, opts.ejection ?? DEFAULT_EJECTION, {
       onRetired: (u) => this.metrics.retireUpstream(u),
     });
+    this.certs = new CertStore(opts.log, opts.certPollMs ?? 1000);
+    this.access = opts.accessLog ?? null;
     this.metrics = new ProxyMetrics({
       upstreams: () => this.registry.upstreams(),
       frontends: () => this.frontends.values(),
+      certificates: () => this.certificateViews(),
     });
     const poolIdleMs = opts.poolIdleMs ?? 3000;
     this.sweeper = setInterval(() => {
@@ -121,7 +132,7 @@ export class Proxy {
     const live = new Map<string, LiveRoute[]>();
     const all: LiveRoute[] = [];
     for (const spec of specs) {
-      const lr = spec.routes.map((r) => new LiveRoute(r, this.registry, this.metrics, this.budgetOf(r), this.panicShare));
+      const lr = spec.routes.map((r) => new LiveRoute(r, this.registry, this.metrics, this.budgetOf(r), this.panicShare, this.certs, this.access));
       live.set(spec.key, lr);
       all.push(...lr);
     }
@@ -135,10 +146,14 @@ export class Proxy {
     }
     const binding: Frontend[] = [];
     for (const spec of specs) {
-      if (spec.routes.length > 1) {
-        this.log.warn({ frontend: spec.key, routes: spec.routes.map((r) => r.name), serving: spec.routes[0]!.name }, 'several routes share one port; until Host routing lands the first one serves it');
+      let f = this.frontends.get(spec.key);
+      if (f instanceof TcpFrontend && f.spec.tls !== spec.tls) {
+        // Plain to TLS or back: the same port, another kind of socket. The old one drains, the new one binds.
+        this.frontends.delete(spec.key);
+        this.retire(f);
+        result.closed.push(spec.key);
+        f = undefined;
       }
-      const f = this.frontends.get(spec.key);
       if (f) {
         f.setRoutes(spec, live.get(spec.key)!);
         result.kept.push(spec.key);
@@ -173,7 +188,15 @@ export class Proxy {
   }
 
   private create(spec: FrontendSpec, routes: LiveRoute[]): Frontend {
-    return spec.transport === 'udp' ? new UdpFrontend(spec, routes, this.log) : new TcpFrontend(spec, routes, this.log);
+    return spec.transport === 'udp' ? new UdpFrontend(spec, routes, this.log) : new TcpFrontend(spec, routes, this.log, this.metrics.frontend(spec.key));
+  }
+
+  /** Every (exposure, certificate) served now, for the metrics. */
+  private *certificateViews(): Iterable<CertificateView> {
+    for (const r of this.routes) {
+      const c = r.cert;
+      if (c) yield { exposure: r.spec.name, certificate: c.files.cert, notAfterMs: c.context ? c.notAfterMs : 0, ok: c.context !== null && c.error === null };
+    }
   }
 
   private retire(f: Frontend): void {
@@ -212,6 +235,7 @@ export class Proxy {
     const frontend = (f: Frontend, draining: boolean): FrontendStatus => ({
       key: f.key,
       bound: f.bound,
+      tls: f.spec.tls,
       error: f.error,
       draining,
       connections: f instanceof TcpFrontend ? f.sessions.size : f.sessionCount,
@@ -243,6 +267,7 @@ export class Proxy {
     for (const r of this.routes) r.release();
     this.routes = [];
     this.registry.close();
+    this.certs.close();
     clearInterval(this.sweeper);
   }
 }
@@ -269,17 +294,39 @@ export interface GroupStatus {
   readonly upstreams: UpstreamStatus[];
 }
 
+export interface CertificateStatus {
+  readonly cert: string;
+  readonly key: string;
+  /** Loaded and serving. */
+  readonly loaded: boolean;
+  readonly subject: string;
+  readonly names: readonly string[];
+  /** ISO time the certificate served expires; null when none is loaded. */
+  readonly notAfter: string | null;
+  readonly fingerprint: string;
+  /** Why the files as they are now cannot be loaded (GLOW_E_PROXY_TLS); the previous pair, if any, serves. */
+  readonly error: string | null;
+}
+
 export interface RouteStatus {
   readonly name: string;
   readonly kind: 'listener' | 'exposure';
   readonly service: string;
   readonly protocol: string;
+  /** Exposures: the hosts it answers (empty: any), its path prefix, its certificate. */
+  readonly hosts?: readonly string[];
+  readonly path?: string;
+  readonly tls?: CertificateStatus;
+  /** A redirect_http route: every request answered 308 to https on this port. */
+  readonly redirectTo?: number;
   readonly groups: GroupStatus[];
 }
 
 export interface FrontendStatus {
   readonly key: string;
   readonly bound: boolean;
+  /** Terminates TLS. */
+  readonly tls?: boolean;
   readonly error: string | null;
   readonly draining: boolean;
   readonly connections: number;
@@ -295,11 +342,29 @@ export interface ProxyStatus {
 function routeStatus(live: readonly LiveRoute[], t: number): RouteStatus[] {
   return live.map((lr) => {
     const spec = lr.spec;
+    const c = lr.cert;
     return {
       name: spec.name,
       kind: spec.kind,
       service: spec.service,
       protocol: spec.protocol,
+      ...(spec.kind === 'exposure' ? { hosts: spec.hosts } : {}),
+      ...(spec.path !== undefined ? { path: spec.path } : {}),
+      ...(c
+        ? {
+            tls: {
+              cert: c.files.cert,
+              key: c.files.key,
+              loaded: c.context !== null,
+              subject: c.subject,
+              names: c.names,
+              notAfter: c.context ? new Date(c.notAfterMs).toISOString() : null,
+              fingerprint: c.fingerprint,
+              error: c.error,
+            },
+          }
+        : {}),
+      ...(spec.redirectTo !== undefined ? { redirectTo: spec.redirectTo } : {}),
       groups: lr.groups.map((g) => ({
         service: g.service,
         kind: g.spec.kind,

@@ -6,14 +6,18 @@
  * proxy keeps the routes it has. Pure apart from `readRoutesFile`.
  *
  * A frontend is one bound socket: `tcp|udp bind:port`. It carries one or more routes: a loopback listener is one
- * route; exposures are routes too, and several http exposures may share one port (Host routing, a later issue),
- * so a frontend holds a list and the first route serves until that issue lands.
+ * route; exposures are routes too, several http exposures may share one port (routed by Host and path, see
+ * src/proxy/host-router.ts), and an exposure with `redirectHttp` adds a route on that plain port that answers 308.
+ * A tcp frontend terminates TLS when its routes name certificates: all of them, or none (a mix is refused).
  */
 import { readFileSync } from 'node:fs';
-import type { HealthCheck, Listener, PlannedExposure, Upstream, UpstreamGroup } from '../plan/node-plan.js';
-import type { ProxyRoutes } from '../node/routes.js';
-import type { Balance, Protocol } from '../config/model.js';
+import type { HealthCheck, Listener, Upstream, UpstreamGroup } from '../plan/node-plan.js';
+import type { ProxyRoutes, RoutedExposure } from '../node/routes.js';
+import type { Balance, ExposureLimits, Protocol } from '../config/model.js';
+import { parseCidr } from '../config/notation.js';
+import type { TlsFiles } from './certificates.js';
 import { ProxyError } from './errors.js';
+import { MAX_HEAD_BYTES } from './http-head.js';
 
 export interface RoutePolicy {
   readonly balance: Balance;
@@ -34,7 +38,23 @@ export interface RouteSpec {
   readonly groups: readonly UpstreamGroup[];
   /** Exposures: the Host names it answers (empty: any). */
   readonly hosts: readonly string[];
+  /** Exposures: the path prefix it answers (absent: any). */
+  readonly path?: string;
+  /** Exposures: the certificate and key files (absolute paths) when it terminates TLS. */
+  readonly tls?: TlsFiles;
+  /** A redirect_http route: answers every request with 308 to `https://host[:redirectTo]/…`; no upstreams. */
+  readonly redirectTo?: number;
+  /** One access-log line per request or connection. */
+  readonly accessLog: boolean;
+  readonly limits: ExposureLimits;
+  /** Exposures set X-Forwarded-For/-Proto/-Host; loopback listeners pass heads as they are. */
+  readonly forwarded: boolean;
+  /** Clients whose X-Forwarded-* headers are kept and appended to (CIDRs). */
+  readonly trustedProxies: readonly string[];
 }
+
+/** A loopback listener's limits: the head limit of the parser, no body limit. */
+export const LISTENER_LIMITS: ExposureLimits = { headBytes: MAX_HEAD_BYTES, bodyBytes: 0 };
 
 export interface FrontendSpec {
   /** `tcp 127.0.0.1:15432`, `udp 0.0.0.0:53`: the identity of a bound socket across reloads. */
@@ -42,6 +62,8 @@ export interface FrontendSpec {
   readonly transport: 'tcp' | 'udp';
   readonly bind: string;
   readonly port: number;
+  /** Terminates TLS (its routes name certificates). */
+  readonly tls: boolean;
   readonly routes: readonly RouteSpec[];
 }
 
@@ -64,30 +86,74 @@ export function parseRoutes(text: string, path = 'routes.json'): ProxyRoutes {
   }
   const v = new Validator(path);
   v.routes(value);
-  return value as ProxyRoutes;
+  const routes = value as ProxyRoutes;
+  // Per socket: TLS for all routes or for none; no TLS on udp.
+  for (const f of frontendsOf(routes)) {
+    const withTls = f.routes.filter((r) => r.tls);
+    if (f.transport === 'udp' && withTls.length) throw new ProxyError('GLOW_E_PROXY_ROUTES_INVALID', `${path}: ${f.key}: exposure ${withTls[0]!.name} asks for TLS on udp`);
+    if (withTls.length && withTls.length !== f.routes.length) {
+      const plain = f.routes.find((r) => !r.tls)!;
+      throw new ProxyError('GLOW_E_PROXY_ROUTES_INVALID', `${path}: ${f.key}: ${withTls[0]!.kind} ${withTls[0]!.name} terminates TLS but ${plain.kind} ${plain.name} on the same socket does not`);
+    }
+  }
+  return routes;
 }
 
 /** The frontends of a routes file, sorted by key; routes that share a socket are grouped on one frontend. */
 export function frontendsOf(routes: ProxyRoutes): FrontendSpec[] {
-  const byKey = new Map<string, { transport: 'tcp' | 'udp'; bind: string; port: number; routes: RouteSpec[] }>();
+  const byKey = new Map<string, { transport: 'tcp' | 'udp'; bind: string; port: number; tls: boolean; routes: RouteSpec[] }>();
   const add = (bind: string, port: number, route: RouteSpec) => {
     const transport = route.protocol === 'udp' ? 'udp' : 'tcp';
     const key = `${transport} ${bind.includes(':') ? `[${bind}]` : bind}:${port}`;
     let f = byKey.get(key);
-    if (!f) byKey.set(key, (f = { transport, bind, port, routes: [] }));
+    if (!f) byKey.set(key, (f = { transport, bind, port, tls: false, routes: [] }));
     f.routes.push(route);
+    if (route.tls) f.tls = true;
   };
   for (const l of routes.listeners) add(l.bind, l.port, routeOfListener(l));
-  for (const e of routes.exposures) add(e.bind, e.port, routeOfExposure(e));
+  for (const e of routes.exposures) {
+    const r = routeOfExposure(e);
+    add(e.bind, e.port, r);
+    if (e.redirectHttp !== undefined) {
+      const { tls: _t, ...plain } = r;
+      add(e.bind, e.redirectHttp, { ...plain, groups: [], redirectTo: e.port });
+    }
+  }
   return [...byKey.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([key, f]) => ({ key, ...f }));
 }
 
 function routeOfListener(l: Listener): RouteSpec {
-  return { name: l.name, kind: 'listener', service: l.service, protocol: l.protocol, policy: l.policy, groups: l.groups, hosts: [] };
+  return {
+    name: l.name,
+    kind: 'listener',
+    service: l.service,
+    protocol: l.protocol,
+    policy: l.policy,
+    groups: l.groups,
+    hosts: [],
+    accessLog: false,
+    limits: LISTENER_LIMITS,
+    forwarded: false,
+    trustedProxies: [],
+  };
 }
 
-function routeOfExposure(e: PlannedExposure): RouteSpec {
-  return { name: e.name, kind: 'exposure', service: e.service, protocol: e.protocol, policy: e.policy, groups: e.groups, hosts: e.hosts };
+function routeOfExposure(e: RoutedExposure): RouteSpec {
+  return {
+    name: e.name,
+    kind: 'exposure',
+    service: e.service,
+    protocol: e.protocol,
+    policy: e.policy,
+    groups: e.groups,
+    hosts: e.hosts,
+    ...(e.path !== undefined ? { path: e.path } : {}),
+    ...(e.tls ? { tls: e.tls } : {}),
+    accessLog: e.accessLog === true,
+    limits: e.limits ?? LISTENER_LIMITS,
+    forwarded: true,
+    trustedProxies: e.trustedProxies ?? [],
+  };
 }
 
 type Obj = Record<string, unknown>;
@@ -158,7 +224,35 @@ class Validator {
     const o = this.obj(v, at);
     this.str(o['name'], `${at}.name`);
     this.common(o, at);
-    this.arr(o['hosts'] ?? [], `${at}.hosts`).forEach((h, i) => this.str(h, `${at}.hosts[${i}]`));
+    this.arr(o['hosts'] ?? [], `${at}.hosts`).forEach((h, i) => {
+      const host = this.str(h, `${at}.hosts[${i}]`);
+      if (!/^(\*\.)?[a-z0-9_.-]+$/.test(host)) this.fail(`${at}.hosts[${i}]`, 'must be a lower-case host name or `*.` and one');
+    });
+    if (o['path'] !== undefined) {
+      const p = this.str(o['path'], `${at}.path`);
+      if (!p.startsWith('/') || /[\s\x00-\x1f\x7f]/.test(p)) this.fail(`${at}.path`, 'must be an absolute path without spaces or control characters');
+    }
+    if (o['tls'] !== undefined) {
+      const t = this.obj(o['tls'], `${at}.tls`);
+      for (const part of ['cert', 'key'] as const) {
+        const p = this.str(t[part], `${at}.tls.${part}`);
+        if (!p.startsWith('/')) this.fail(`${at}.tls.${part}`, 'must be an absolute path (the file glowd delivered, or one of the node)');
+      }
+    }
+    if (o['redirectHttp'] !== undefined) {
+      this.int(o['redirectHttp'], `${at}.redirectHttp`, 1, 65535);
+      if (o['protocol'] !== 'http') this.fail(`${at}.redirectHttp`, 'is for http exposures only');
+      if (o['tls'] === undefined) this.fail(`${at}.redirectHttp`, 'needs tls');
+    }
+    if (o['accessLog'] !== undefined && typeof o['accessLog'] !== 'boolean') this.fail(`${at}.accessLog`, 'must be true or false');
+    if (o['limits'] !== undefined) {
+      const l = this.obj(o['limits'], `${at}.limits`);
+      this.int(l['headBytes'], `${at}.limits.headBytes`, 1024, 1024 * 1024);
+      this.int(l['bodyBytes'], `${at}.limits.bodyBytes`, 0, Number.MAX_SAFE_INTEGER);
+    }
+    this.arr(o['trustedProxies'] ?? [], `${at}.trustedProxies`).forEach((c, i) => {
+      if (typeof c !== 'string' || !parseCidr(c).ok) this.fail(`${at}.trustedProxies[${i}]`, 'must be an address or a network written address/prefix');
+    });
   }
 
   private group(v: unknown, at: string, protocol: Protocol): UpstreamGroup {

@@ -2,14 +2,28 @@
  * A listening TCP socket (`tcp bind:port`) and the connections it accepted. Its routes can be swapped at any time:
  * a new connection (and, for http, a new request) takes the routes in force; connections keep the route they
  * started on. Closing it stops accepting at once (the port is free for a new bind) and drains its connections.
+ *
+ * HTTP requests are routed by Host and path among the routes (src/proxy/host-router.ts). When the routes name
+ * certificates the socket terminates TLS: each accepted connection is wrapped in a server TLSSocket whose SNI
+ * callback picks the certificate of the route that serves the name (the port's default route's certificate
+ * without SNI or for an unknown name). The contexts come from the certificate store, so a certificate reloaded on
+ * disk serves the next handshake; connections already open keep theirs. A failed or slow (10 s) handshake is
+ * counted and closed; it never reaches a session.
  */
 import { createServer, type Server, type Socket } from 'node:net';
+import { TLSSocket, type SecureContext } from 'node:tls';
 import type { Logger } from 'pino';
-import { HttpSession, type RouteSource } from './http-session.js';
+import type { CertEntry } from './certificates.js';
+import { HostRouter, normalizeHost } from './host-router.js';
+import { HttpSession, PLAIN_CONNECTION, type ConnectionInfo, type RouteSource } from './http-session.js';
 import type { LiveRoute } from './live-route.js';
+import type { FrontendStats } from './metrics.js';
 import type { FrontendSpec } from './routes-file.js';
 import type { Session } from './session.js';
 import { TcpSession } from './tcp-session.js';
+
+/** How long a client may take to complete its TLS handshake. */
+export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 export class TcpFrontend implements RouteSource {
   readonly key: string;
@@ -18,27 +32,54 @@ export class TcpFrontend implements RouteSource {
   error: string | null = null;
   private server: Server | null = null;
   private routes: readonly LiveRoute[];
+  private router: HostRouter<LiveRoute>;
+  only: LiveRoute | null;
+  fallback: LiveRoute;
+  maxHeadBytes: number;
   readonly sessions = new Set<Session>();
+  private readonly handshaking = new Set<TLSSocket>();
   private drained: Promise<void> | null = null;
   private resolveDrained: (() => void) | null = null;
   private readonly forget = (s: Session) => {
     this.sessions.delete(s);
     if (this.resolveDrained && this.sessions.size === 0) this.resolveDrained();
   };
+  private readonly sni = (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) => {
+    const host = normalizeHost(servername);
+    const cert = host === null ? null : this.certFor(host);
+    if (cert === null) return cb(null); // the default context (the `secureContext` of the socket)
+    if (cert.context === null) return cb(new Error(`no certificate is loaded for ${servername}`));
+    cb(null, cert.context);
+  };
 
   constructor(
     spec: FrontendSpec,
     routes: readonly LiveRoute[],
     private readonly log: Logger,
+    readonly stats: FrontendStats,
   ) {
     this.key = spec.key;
     this.spec = spec;
     this.routes = routes;
+    this.router = new HostRouter(routes);
+    this.only = this.router.only;
+    this.fallback = defaultRoute(routes);
+    this.maxHeadBytes = maxHead(routes);
+    stats.tls ||= spec.tls;
   }
 
-  /** The route for new connections and requests: the first one until Host routing lands. */
+  /** The route of a new TCP connection (a tcp port has exactly one). */
   current(): LiveRoute {
     return this.routes[0]!;
+  }
+
+  route(host: string | null, path: string): LiveRoute | null {
+    return this.router.match(host, path);
+  }
+
+  certFor(servername: string): CertEntry | null {
+    for (const r of this.router.forHost(servername)) if (r.cert) return r.cert;
+    return null;
   }
 
   get liveRoutes(): readonly LiveRoute[] {
@@ -48,6 +89,11 @@ export class TcpFrontend implements RouteSource {
   setRoutes(spec: FrontendSpec, routes: readonly LiveRoute[]): void {
     this.spec = spec;
     this.routes = routes;
+    this.router = new HostRouter(routes);
+    this.only = this.router.only;
+    this.fallback = defaultRoute(routes);
+    this.maxHeadBytes = maxHead(routes);
+    this.stats.tls ||= spec.tls;
   }
 
   /** Binds; resolves either way (the error is kept in `error`). */
@@ -71,9 +117,45 @@ export class TcpFrontend implements RouteSource {
   }
 
   private accept(socket: Socket): void {
+    if (this.spec.tls) return this.handshake(socket);
+    this.start(socket, PLAIN_CONNECTION);
+  }
+
+  private start(socket: Socket, conn: ConnectionInfo): void {
     const route = this.current();
-    const session = route.spec.protocol === 'http' ? new HttpSession(socket, this, this.forget) : new TcpSession(socket, route, this.forget);
+    const session =
+      route.spec.protocol === 'http' ? new HttpSession(socket, this, this.forget, conn) : new TcpSession(socket, route, this.forget, conn);
     this.sessions.add(session); // its 'close' (and so `forget`) always comes later, asynchronously
+  }
+
+  private handshake(raw: Socket): void {
+    const http = this.fallback.spec.protocol === 'http';
+    const def = this.fallback.cert?.context ?? this.routes.find((r) => r.cert?.context)?.cert?.context;
+    const t = new TLSSocket(raw, {
+      isServer: true,
+      ...(def ? { secureContext: def } : {}),
+      SNICallback: this.sni,
+      ...(http ? { ALPNProtocols: ['http/1.1'] } : {}),
+      requestCert: false,
+    });
+    this.handshaking.add(t);
+    let secure = false;
+    const failed = () => {
+      if (secure || !this.handshaking.delete(t)) return;
+      this.stats.tlsHandshakeFailures += 1;
+      t.destroy();
+    };
+    t.setTimeout(TLS_HANDSHAKE_TIMEOUT_MS, failed);
+    t.on('error', failed);
+    t.once('close', failed);
+    t.once('secure', () => {
+      secure = true;
+      this.handshaking.delete(t);
+      t.setTimeout(0);
+      if (this.drained) return void t.destroy();
+      const servername = typeof t.servername === 'string' ? normalizeHost(t.servername) : null;
+      this.start(t, { secure: true, servername, tlsVersion: t.getProtocol() });
+    });
   }
 
   /** Stops accepting now and drains the connections; resolves when the last one is gone. */
@@ -83,12 +165,26 @@ export class TcpFrontend implements RouteSource {
     this.server?.close();
     this.server = null;
     this.bound = false;
+    for (const t of this.handshaking) t.destroy();
+    this.handshaking.clear();
     for (const s of this.sessions) s.drain();
     if (this.sessions.size === 0) this.resolveDrained!();
     return this.drained;
   }
 
   abortAll(): void {
+    for (const t of this.handshaking) t.destroy();
     for (const s of [...this.sessions]) s.abort();
   }
+}
+
+/** The catch-all route (no hosts), else the first: serves requests without a route's name and TLS without SNI. */
+function defaultRoute(routes: readonly LiveRoute[]): LiveRoute {
+  return routes.find((r) => r.spec.hosts.length === 0 && !r.spec.path) ?? routes.find((r) => r.spec.hosts.length === 0) ?? routes[0]!;
+}
+
+function maxHead(routes: readonly LiveRoute[]): number {
+  let m = 0;
+  for (const r of routes) m = Math.max(m, r.spec.limits.headBytes);
+  return m;
 }

@@ -5,24 +5,41 @@
  * `bytesRead`/`bytesWritten`. Nothing is allocated per chunk.
  *
  * A connection that no upstream accepts is reset (the client sees ECONNRESET, never data from a wrong place) and
- * counted in `glow_proxy_refused_total`.
+ * counted in `glow_proxy_refused_total`. (A TLS client cannot be reset: its connection is closed.) An exposure
+ * with an access log gets one line per connection when it closes.
  */
 import type { Socket } from 'node:net';
-import { connectWithRetries, type Attempt } from './connector.js';
+import { TLSSocket } from 'node:tls';
+import { clientAddress } from './access-log.js';
+import { now } from './clock.js';
+import { connectWithRetries, type Attempt, type Refusal } from './connector.js';
+import type { ConnectionInfo } from './http-session.js';
 import type { LiveRoute } from './live-route.js';
 import type { Session } from './session.js';
 import type { UpstreamState } from './upstream-registry.js';
+
+/** Resets a connection (RST) when it is a plain TCP one; a TLS connection is closed. */
+export function resetSocket(s: Socket): void {
+  if (s instanceof TLSSocket) s.destroy();
+  else s.resetAndDestroy();
+}
 
 export class TcpSession implements Session {
   private upstream: Socket | null = null;
   private attempt: Attempt | null = null;
   private closed = false;
+  private readonly startedAt = now();
+  private upstreamAddress: string | null = null;
+  private refusal: Refusal | null = null;
+  private readonly remote: string;
 
   constructor(
     private readonly client: Socket,
     private readonly route: LiveRoute,
     private readonly onClose: (s: Session) => void,
+    private readonly conn: ConnectionInfo | null = null,
   ) {
+    this.remote = route.access ? clientAddress(client.remoteAddress) : '';
     const stats = route.stats;
     stats.opened += 1;
     stats.active += 1;
@@ -37,11 +54,13 @@ export class TcpSession implements Session {
     this.attempt = connectWithRetries(route, (socket, state, refusal) => {
       this.attempt = null;
       if (socket === null) {
+        this.refusal = refusal;
         if (refusal === 'no_upstream') stats.refusedNoUpstream += 1;
         else stats.refusedConnectFailed += 1;
-        if (!client.destroyed) client.resetAndDestroy();
+        if (!client.destroyed) resetSocket(client);
         return;
       }
+      this.upstreamAddress = state!.address;
       if (this.closed) {
         socket.destroy();
         state!.active -= 1;
@@ -70,7 +89,7 @@ export class TcpSession implements Session {
     up.on('close', (hadError: boolean) => {
       state.active -= 1;
       // An upstream reset is passed on as a reset; a clean close has already ended the client's side.
-      if (hadError && !client.destroyed) client.resetAndDestroy();
+      if (hadError && !client.destroyed) resetSocket(client);
     });
   }
 
@@ -89,6 +108,16 @@ export class TcpSession implements Session {
       if (this.client.readableEnded && this.client.writableFinished) up.end();
       else up.resetAndDestroy();
     }
+    this.route.access?.write({
+      exposure: this.route.spec.name,
+      client: this.remote,
+      upstream: this.upstreamAddress,
+      result: this.refusal ?? 'ok',
+      duration_ms: Math.round((now() - this.startedAt) * 10) / 10,
+      received_bytes: this.client.bytesRead,
+      sent_bytes: this.client.bytesWritten,
+      tls: this.conn?.tlsVersion ?? null,
+    });
     this.onClose(this);
   }
 

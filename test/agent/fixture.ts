@@ -4,7 +4,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -102,7 +102,11 @@ export class Glowd {
     const p = this.proc;
     if (!p || p.exitCode !== null) return;
     const gone = new Promise((r) => p.once('exit', r));
-    p.kill(signal);
+    // p is nsenter, which forked glowd into the node's PID namespace and forwards no signal: signal glowd itself
+    // (by its host PID, nsenter's child); nsenter exits with it.
+    const glowdPids = readFileSync(`/proc/${p.pid}/task/${p.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    for (const pid of glowdPids) process.kill(pid, signal);
+    if (glowdPids.length === 0) p.kill(signal);
     await gone;
     this.proc = undefined;
   }

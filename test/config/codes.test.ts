@@ -108,8 +108,8 @@ describe('error codes', () => {
 
 /** Every GLOW_E_ code the sources can produce, outside the config table, is documented for operators. */
 describe('every error code in src/ is documented', () => {
-  test('each GLOW_E_… string in src/ appears in docs/errors.md, docs/operations.md or docs/proxy.md', () => {
-    const docs = ['docs/errors.md', 'docs/operations.md', 'docs/proxy.md'].map((p) => readFileSync(join(ROOT, p), 'utf8')).join('\n');
+  test('each GLOW_E_… string in src/ appears in docs/errors.md, docs/operations.md, docs/proxy.md or docs/devbox.md', () => {
+    const docs = ['docs/errors.md', 'docs/operations.md', 'docs/proxy.md', 'docs/devbox.md'].map((p) => readFileSync(join(ROOT, p), 'utf8')).join('\n');
     const found = new Set<string>();
     const walk = (dir: string) => {
       for (const name of readdirSync(dir)) {
@@ -120,6 +120,6 @@ describe('every error code in src/ is documented', () => {
     };
     walk(join(ROOT, 'src'));
     const missing = [...found].filter((c) => !docs.includes(c)).sort();
-    assert.deepEqual(missing, [], `document these codes in docs/operations.md (or docs/errors.md, docs/proxy.md): ${missing.join(', ')}`);
+    assert.deepEqual(missing, [], `document these codes in docs/operations.md (or docs/errors.md, docs/proxy.md, docs/devbox.md): ${missing.join(', ')}`);
   });
 });

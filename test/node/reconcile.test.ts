@@ -3,6 +3,7 @@
  * in milliseconds; the same behaviours are exercised on a real systemd in test/agent/.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { loadRepository } from '../../src/config/load.js';
 import { memorySource } from '../../src/config/source.js';
@@ -164,4 +165,61 @@ describe('reconcile', () => {
     units.set('glow-api@1.service', { activeState: 'inactive', activeEnterUs: 0 });
     assert.deepEqual(kinds(reconcile(desiredOf(plan), { ...node, units }, DEFAULT_ENV)), ['start glow-proxy.service', 'start glow-api@1.service']);
   });
+
+  test('TLS files: delivered before the routes that name them by path; a new certificate changes no route; unused ones go last', () => {
+    const cert = (cn: string) => `-----BEGIN CERTIFICATE-----\n${cn}\n-----END CERTIFICATE-----\n`;
+    // glow check parses the PEM (test/cases/exposure-tls); reconcile only reads the plan, built here directly.
+    const plan0 = planOf(BASE);
+    const withTls = (crt: string): NodePlan => ({
+      ...plan0,
+      exposures: [exposureOf(plan0)],
+      tlsFiles: [
+        { source: 'files/tls/www.crt', sha256: sha(crt) },
+        { source: 'files/tls/www.key', sha256: sha('key') },
+      ],
+    });
+    const plan = withTls(cert('one'));
+    const routes = JSON.parse(renderRoutes(plan)) as { exposures: { tls: unknown }[] };
+    assert.deepEqual(routes.exposures[0]!.tls, { cert: '/var/lib/glow/tls/files/tls/www.crt', key: '/var/lib/glow/tls/files/tls/www.key' }, 'paths, never key material');
+    const applied = appliedNode(plan0);
+    const fresh = reconcile(desiredOf(plan), applied, DEFAULT_ENV);
+    assert.deepEqual(kinds(fresh), ['write-tls', 'write-tls', 'write-routes', 'reload-proxy']);
+    assert.deepEqual(
+      fresh.filter((s) => s.kind === 'write-tls').map((s) => (s as { storePath: string }).storePath),
+      ['/var/lib/glow/tls/files/tls/www.crt', '/var/lib/glow/tls/files/tls/www.key'],
+    );
+    const delivered: ObservedNode = {
+      ...applied,
+      routes: desiredOf(plan).routes,
+      tlsFiles: new Map(plan.tlsFiles.map((f) => [`/var/lib/glow/tls/${f.source}`, { sha256: f.sha256 }])),
+    };
+    assert.deepEqual(kinds(reconcile(desiredOf(plan), delivered, DEFAULT_ENV)), [], 'nothing changed');
+    const renewed = withTls(cert('two'));
+    assert.deepEqual(kinds(reconcile(desiredOf(renewed), delivered, DEFAULT_ENV)), ['write-tls'], 'a renewed certificate: only the file (the proxy watches it)');
+    const wrongOwner: ObservedNode = { ...delivered, tlsFiles: new Map([...delivered.tlsFiles!].map(([k, v], i) => [k, i === 1 ? { sha256: '' } : v])) };
+    assert.deepEqual(kinds(reconcile(desiredOf(plan), wrongOwner, DEFAULT_ENV)), ['write-tls'], 'a file with the wrong owner or mode is written again');
+    const gone = reconcile(desiredOf(plan0), delivered, DEFAULT_ENV);
+    assert.deepEqual(kinds(gone), ['write-routes', 'reload-proxy', 'remove-tls', 'remove-tls'], 'files go after the reload that stops naming them');
+  });
 });
+
+function sha(s: string): string {
+  return createHash('sha256').update(s).digest('hex');
+}
+
+function exposureOf(plan: NodePlan): NodePlan['exposures'][number] {
+  return {
+    name: 'www',
+    bind: '0.0.0.0',
+    port: 443,
+    protocol: 'http',
+    service: 'web:8080',
+    hosts: [],
+    tls: { cert: { repo: 'files/tls/www.crt' }, key: { repo: 'files/tls/www.key' } },
+    accessLog: false,
+    limits: { headBytes: 65536, bodyBytes: 0 },
+    trustedProxies: [],
+    policy: plan.listeners[0]!.policy,
+    groups: plan.listeners[0]!.groups,
+  };
+}

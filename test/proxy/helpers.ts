@@ -8,7 +8,7 @@ import { request } from 'node:http';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { HealthCheck, Listener, Upstream, UpstreamGroup } from '../../src/plan/node-plan.js';
-import type { ProxyRoutes } from '../../src/node/routes.js';
+import type { ProxyRoutes, RoutedExposure } from '../../src/node/routes.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 
@@ -139,6 +139,8 @@ export async function httpUpstream(host: string, handler: (req: IncomingMessage,
     seen.push(`${req.method} ${req.url}`);
     handler(req, res, seen);
   });
+  // Every socket, upgraded ones too (closeAllConnections() no longer sees a socket once it is upgraded).
+  const sockets = new Set<Socket>();
   const self = {
     server,
     host,
@@ -147,11 +149,15 @@ export async function httpUpstream(host: string, handler: (req: IncomingMessage,
     connections: 0,
     close: () =>
       new Promise<void>((resolve) => {
-        server.closeAllConnections();
         server.close(() => resolve());
+        for (const s of sockets) s.destroy();
       }),
   };
-  server.on('connection', () => (self.connections += 1));
+  server.on('connection', (s: Socket) => {
+    self.connections += 1;
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
   await new Promise<void>((resolve) => server.listen({ host, port: 0 }, () => resolve()));
   self.port = (server.address() as AddressInfo).port;
   onStop(() => (server.listening ? self.close() : undefined));
@@ -286,4 +292,32 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   const port = (s.address() as AddressInfo).port;
   await new Promise<void>((r) => s.close(() => r()));
   return port;
+}
+
+/** An exposure as glowd writes it into the routes (TLS files as paths). */
+export function exposure(
+  name: string,
+  port: number,
+  protocol: 'tcp' | 'udp' | 'http',
+  groups: UpstreamGroup[],
+  opts: Partial<Omit<RoutedExposure, 'name' | 'port' | 'protocol' | 'groups'>> = {},
+): RoutedExposure {
+  return {
+    name,
+    bind: '127.0.0.1',
+    port,
+    protocol,
+    service: groups[0]!.service,
+    hosts: [],
+    accessLog: false,
+    limits: { headBytes: 65536, bodyBytes: 100 * 1024 * 1024 },
+    trustedProxies: [],
+    policy: { balance: 'least-conn', connectTimeoutMs: 1000, idleTimeoutMs: 60_000, retries: 2 },
+    groups,
+    ...opts,
+  };
+}
+
+export function routesWith(listeners: Listener[], exposures: RoutedExposure[]): ProxyRoutes {
+  return { version: 1, node: 'node-b', listeners, exposures };
 }

@@ -37,6 +37,8 @@ async function adminGet(node: SystemdNode, path: string): Promise<string> {
 describe('glow-proxy.service under systemd', () => {
   test('start waits for READY, reload changes listeners in place, the admin socket answers, stop is clean', async () => {
     const node = await bootNode({ name: 'proxy-a' });
+    // The unit's SupplementaryGroups= (glowd creates the group at start; the package's sysusers.d file does too).
+    await node.execOk(['systemd-sysusers', '-'], { input: 'g glow-tls -\n' });
     node.spawn([NODE, '-e', ECHO, '7001']);
     node.spawn([NODE, '-e', ECHO, '7002']);
     const env: NodeEnv = { stateDir: '/var/lib/glow', glowCommand: [NODE, ENTRY], podman: '/usr/bin/podman' };

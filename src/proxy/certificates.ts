@@ -1,0 +1,187 @@
+/**
+ * The certificates of the node's TLS exposures: each (cert file, key file) pair loaded once into a SecureContext,
+ * shared by every route that names it, and watched.
+ *
+ * Watching is a stat of both files every `pollMs` (device, inode, size, mtime, ctime; symbolic links followed, so
+ * a certbot-style `live/` link moved to new files counts as a change). A change loads the pair again and swaps the
+ * context: handshakes from then on get the new certificate, connections already open keep theirs, nothing is
+ * restarted. A pair that cannot be loaded (missing, unreadable, not PEM, key not matching, e.g. half-way through
+ * a rotation that replaces the two files one after the other) keeps serving the last good context, says why in
+ * `/status` and the log (GLOW_E_PROXY_TLS) and is tried again on the next change. A pair that never loaded has no
+ * context: handshakes for its hosts fail, every other exposure of the port serves.
+ *
+ * Defaults: TLS 1.2 and 1.3 only; for TLS 1.2 only ECDHE with AES-GCM or ChaCha20-Poly1305 (Mozilla's
+ * "intermediate" profile), the client's preference among them.
+ */
+import { X509Certificate } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
+import { createSecureContext, type SecureContext } from 'node:tls';
+import type { Logger } from 'pino';
+
+export const TLS_MIN_VERSION = 'TLSv1.2';
+export const TLS_CIPHERS = [
+  'TLS_AES_128_GCM_SHA256',
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_CHACHA20_POLY1305_SHA256',
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
+export const TLS_CURVES = 'X25519:prime256v1:secp384r1';
+
+export interface TlsFiles {
+  readonly cert: string;
+  readonly key: string;
+}
+
+export class CertEntry {
+  refs = 0;
+  /** The context handshakes use; null until the pair loaded once. */
+  context: SecureContext | null = null;
+  /** Why the files as they are now cannot be used (the previous context, if any, still serves). */
+  error: string | null = null;
+  subject = '';
+  /** DNS names of the certificate (subjectAltName), for /status. */
+  names: readonly string[] = [];
+  /** Expiry (ms since the epoch) of the certificate in `context`. */
+  notAfterMs = 0;
+  fingerprint = '';
+  loadedAtMs = 0;
+  private stamp = '';
+
+  constructor(readonly files: TlsFiles) {}
+
+  /** Loads the pair if its files changed since the last look; true when a new context was installed. */
+  check(log: Logger): boolean {
+    let stamp: string;
+    try {
+      stamp = `${statStamp(this.files.cert)}|${statStamp(this.files.key)}`;
+    } catch (e) {
+      const why = `cannot read ${(e as NodeJS.ErrnoException).path ?? 'the files'}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
+      if (why !== this.error) {
+        this.error = why;
+        this.stamp = '';
+        log.error({ code: 'GLOW_E_PROXY_TLS', cert: this.files.cert, key: this.files.key, err: why, serving: this.context ? 'the previous certificate' : 'nothing' }, 'certificate cannot be loaded');
+      }
+      return false;
+    }
+    if (stamp === this.stamp) return false;
+    this.stamp = stamp;
+    try {
+      const loaded = loadPair(this.files);
+      const first = this.context === null;
+      this.context = loaded.context;
+      this.subject = loaded.cert.subject.replace(/\n/g, ', ');
+      this.names = altNames(loaded.cert);
+      this.notAfterMs = Date.parse(loaded.cert.validTo);
+      this.fingerprint = loaded.cert.fingerprint256;
+      this.loadedAtMs = Date.now();
+      this.error = null;
+      log.info({ cert: this.files.cert, subject: this.subject, notAfter: new Date(this.notAfterMs).toISOString(), fingerprint: this.fingerprint }, first ? 'certificate loaded' : 'certificate reloaded');
+      return true;
+    } catch (e) {
+      this.error = (e as Error).message;
+      log.error({ code: 'GLOW_E_PROXY_TLS', cert: this.files.cert, key: this.files.key, err: this.error, serving: this.context ? 'the previous certificate' : 'nothing' }, 'certificate cannot be loaded');
+      return false;
+    }
+  }
+}
+
+/** Every pair in use, refcounted by the routes that name it, and the poll that watches them. */
+export class CertStore {
+  private readonly entries = new Map<string, CertEntry>();
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly log: Logger,
+    private readonly pollMs = 1000,
+  ) {}
+
+  acquire(files: TlsFiles): CertEntry {
+    const k = `${files.cert}\0${files.key}`;
+    let e = this.entries.get(k);
+    if (!e) {
+      e = new CertEntry(files);
+      e.check(this.log);
+      this.entries.set(k, e);
+      this.schedule();
+    }
+    e.refs += 1;
+    return e;
+  }
+
+  release(e: CertEntry): void {
+    e.refs -= 1;
+    if (e.refs > 0) return;
+    this.entries.delete(`${e.files.cert}\0${e.files.key}`);
+    if (this.entries.size === 0 && this.timer) {
+      clearInterval(this.timer);
+      this.timer = null;
+    }
+  }
+
+  all(): IterableIterator<CertEntry> {
+    return this.entries.values();
+  }
+
+  /** Looks at every pair now (the poll does the same). */
+  checkAll(): void {
+    for (const e of this.entries.values()) e.check(this.log);
+  }
+
+  private schedule(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => this.checkAll(), this.pollMs);
+    this.timer.unref();
+  }
+
+  close(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.entries.clear();
+  }
+}
+
+function statStamp(path: string): string {
+  const s = statSync(path);
+  return `${s.dev}:${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`;
+}
+
+/** Reads, parses and pairs a certificate (chain) and its key; throws with one plain sentence. */
+export function loadPair(files: TlsFiles): { context: SecureContext; cert: X509Certificate } {
+  const certPem = readFileSync(files.cert);
+  const keyPem = readFileSync(files.key);
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(certPem);
+  } catch (e) {
+    throw new Error(`${files.cert} holds no PEM certificate (${(e as Error).message})`);
+  }
+  try {
+    const context = createSecureContext({
+      cert: certPem,
+      key: keyPem,
+      minVersion: TLS_MIN_VERSION,
+      ciphers: TLS_CIPHERS,
+      ecdhCurve: TLS_CURVES,
+      honorCipherOrder: false,
+    });
+    return { context, cert };
+  } catch (e) {
+    const m = (e as Error).message;
+    if (/key values mismatch/i.test(m)) throw new Error(`the key ${files.key} does not belong to the certificate ${files.cert}`);
+    if (/bad decrypt|passphrase|PEM_read_bio|DECODER|no start line|unsupported/i.test(m)) throw new Error(`${files.key} holds no unencrypted PEM private key (${m})`);
+    throw new Error(`${files.cert} and ${files.key} cannot be used: ${m}`);
+  }
+}
+
+function altNames(cert: X509Certificate): string[] {
+  const san = cert.subjectAltName ?? '';
+  return san
+    .split(/,\s*/)
+    .filter((s) => s.startsWith('DNS:'))
+    .map((s) => s.slice(4));
+}
