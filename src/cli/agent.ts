@@ -14,7 +14,7 @@ import { Systemd } from '../agent/systemd.js';
 import { parseDuration } from '../config/notation.js';
 import { DEFAULTS } from '../config/model.js';
 import { LogForwarders } from '../logs/manager.js';
-import { PROXY_ADMIN_SOCKET } from '../node/units.js';
+import { PROXY_ADMIN_SOCKET, PROXY_UNIT } from '../node/units.js';
 import type { NodeEnv } from '../node/units.js';
 import { parseArgs } from './args.js';
 
@@ -58,7 +58,8 @@ export async function runAgent(argv: string[]): Promise<number> {
   const systemd = await Systemd.connect(f.bus);
   const metrics = new AgentMetrics(f.node);
   // Log sinks (glow.yaml logs.sinks): one journal reader and cursor each, under <state-dir>/logs/.
-  const logs = new LogForwarders({ node: f.node, stateDir: f.stateDir, registry: metrics.registry, log });
+  // The proxy's lines (its access log) go with them, as app `glow-proxy`.
+  const logs = new LogForwarders({ node: f.node, stateDir: f.stateDir, registry: metrics.registry, log, proxy: { unit: PROXY_UNIT } });
   const agent = new Agent(
     { repo: f.repo, node: f.node, unitDir: f.unitDir, env, debounceMs: parseDuration(f.debounce), tickMs: parseDuration(f.tick), healthTimeoutMs: parseDuration(f.healthTimeout) },
     systemd,

@@ -6,7 +6,7 @@
  * units on this node, whose units attach GLOW_APP/GLOW_VERSION/GLOW_INSTANCE/GLOW_NODE with `LogExtraFields=`.
  * The match never changes while glowd runs (apps come and go without a restart of the reader, so no line of a
  * starting or stopping instance falls between two filters), and journald answers it from its field index. The
- * proxy's access log (a later issue: unit `glow-proxy.service`, without GLOW_* fields) joins as a second match
+ * proxy's lines (its access log; unit `glow-proxy.service`, without GLOW_* fields) join as a second match
  * group, ORed with `+`: `GLOW_NODE=n + _SYSTEMD_UNIT=glow-proxy.service [SYSLOG_IDENTIFIER=…]`.
  *
  * Traps of journalctl 252 that the arguments avoid (shared/notes/real-systemd.md): `--follow` alone prints only

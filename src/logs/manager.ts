@@ -24,7 +24,7 @@ export interface LogForwardersOptions {
   readonly log: Logger;
   readonly journalctl?: string;
   readonly journalDirectory?: string;
-  /** The proxy's access log, once the proxy writes one (not yet). */
+  /** The proxy's unit: its lines (the access log of exposures with `access_log: true`, its warnings) are forwarded too. */
   readonly proxy?: FollowQuery['proxy'];
   readonly limits?: Partial<ForwarderLimits>;
 }

@@ -43,7 +43,7 @@ describe('an exposure through glowd', () => {
     ca = makeCa(repo.root);
     const www = makeCert(repo.root, ca, 'www', ['www.example.com']);
     repo.artifact('web', '1.0');
-    repo.write('glow.yaml', `artifacts: ${repo.artifacts}\n`);
+    repo.write('glow.yaml', `artifacts: ${repo.artifacts}\nlogs:\n  sinks:\n    - { type: file, path: "/var/log/glow/{app}.log" }\n`);
     repo.write('nodes/edge-a.yaml', 'address: 10.77.0.11\n');
     repo.write('apps/web.yaml', WEB);
     repo.write('deployments/web-1.yaml', 'app: web\nnode: edge-a\n');
@@ -84,6 +84,13 @@ describe('an exposure through glowd', () => {
     assert.match(status, /www +http 443\/tls +www\.example\.com +→ web:8080 +1\/1 upstreams healthy +\(http 80 redirects here\)/);
     assert.match(status, /certificate \/var\/lib\/glow\/tls\/files\/tls\/www\.crt \(CN=www\.example\.com\) expires \S+ \(in 8\dd\)/);
     await node.waitForJournalEntry(['-u', 'glow-proxy.service'], (e) => typeof e['MESSAGE'] === 'string' && e['MESSAGE'].includes('"msg":"access"') && e['MESSAGE'].includes('"status":200'));
+    // glowd forwards the proxy's lines too: the access line reaches the file sink as app glow-proxy.
+    const shipped = await eventually(async () => {
+      const r = await node.exec(['cat', '/var/log/glow/glow-proxy.log']);
+      return r.stdout.split('\n').find((l) => l.includes('\\"msg\\":\\"access\\"') && l.includes('\\"status\\":200'));
+    }, 'the access line in the file sink');
+    const rec = JSON.parse(shipped) as { app: string; node: string; unit: string };
+    assert.deepEqual([rec.app, rec.node, rec.unit], ['glow-proxy', 'edge-a', 'glow-proxy.service']);
   });
 
   test('a certificate renewed in the repository is served without restarting the proxy', async () => {
