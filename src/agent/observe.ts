@@ -10,6 +10,7 @@ import type { ObservedNode, ObservedUnit } from '../node/reconcile.js';
 import { BOOT_LINK, GENERATED_HEADER, routesFile, TARGET, WANTS_DIR } from '../node/units.js';
 import type { NodeEnv } from '../node/units.js';
 import type { Systemd, UnitState } from './systemd.js';
+import { walkFiles } from './fs-atomic.js';
 import { readTlsStore } from './tls-files.js';
 
 const GLOW_UNIT = /^glow(-[a-z][a-z0-9-]*(@[0-9]*)?)?\.(service|target)$/;
@@ -60,22 +61,7 @@ export function readOwnLinks(unitDir: string): Map<string, string> {
 /** Every regular file under `<stateDir>/files/`, with its sha256. */
 export function readConfigStore(env: NodeEnv): Map<string, { sha256: string; mtimeMs: number }> {
   const out = new Map<string, { sha256: string; mtimeMs: number }>();
-  const walk = (dir: string) => {
-    let names: string[];
-    try {
-      names = readdirSync(dir);
-    } catch {
-      return;
-    }
-    for (const name of names.sort()) {
-      if (name.startsWith('.')) continue;
-      const p = join(dir, name);
-      const st = statSync(p, { throwIfNoEntry: false });
-      if (st?.isDirectory()) walk(p);
-      else if (st?.isFile()) out.set(p, { sha256: createHash('sha256').update(readFileSync(p)).digest('hex'), mtimeMs: st.mtimeMs });
-    }
-  };
-  walk(join(env.stateDir, 'files'));
+  walkFiles(join(env.stateDir, 'files'), (p, st) => out.set(p, { sha256: createHash('sha256').update(readFileSync(p)).digest('hex'), mtimeMs: st.mtimeMs }));
   return out;
 }
 

@@ -18,7 +18,7 @@ import { basename, dirname, join, relative } from 'node:path';
 import { GlowError } from '../config/errors.js';
 import { tlsDir } from '../node/routes.js';
 import type { NodeEnv } from '../node/units.js';
-import { syncDir } from './fs-atomic.js';
+import { walkFiles, writeFileAtomic } from './fs-atomic.js';
 
 export const PROXY_GROUP = 'glow-tls';
 export const TLS_FILE_MODE = 0o640;
@@ -66,23 +66,7 @@ export function writeTlsFile(env: NodeEnv, storePath: string, bytes: Uint8Array,
     chownSync(d, 0, gid);
     chmodSync(d, TLS_DIR_MODE);
   }
-  const dir = dirname(storePath);
-  const tmp = join(dir, `.${basename(storePath)}.glow-tmp-${process.pid}`);
-  const fd = openSync(tmp, 'w', TLS_FILE_MODE);
-  try {
-    fchownSync(fd, 0, gid);
-    let off = 0;
-    while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
-    fsyncSync(fd);
-  } catch (e) {
-    closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-  closeSync(fd);
-  chmodSync(tmp, TLS_FILE_MODE);
-  renameSync(tmp, storePath);
-  syncDir(dir);
+  writeFileAtomic(storePath, bytes, TLS_FILE_MODE, gid);
 }
 
 /**
@@ -91,26 +75,10 @@ export function writeTlsFile(env: NodeEnv, storePath: string, bytes: Uint8Array,
  */
 export function readTlsStore(env: NodeEnv, gid = proxyGroupId()): Map<string, { sha256: string }> {
   const out = new Map<string, { sha256: string }>();
-  const root = tlsDir(env);
-  const walk = (dir: string) => {
-    let names: string[];
-    try {
-      names = readdirSync(dir);
-    } catch {
-      return;
-    }
-    for (const name of names.sort()) {
-      if (name.startsWith('.')) continue;
-      const p = join(dir, name);
-      const st = statSync(p, { throwIfNoEntry: false });
-      if (st?.isDirectory()) walk(p);
-      else if (st?.isFile()) {
-        const right = st.uid === 0 && st.gid === gid && (st.mode & 0o777) === TLS_FILE_MODE;
-        out.set(p, { sha256: right ? createHash('sha256').update(readFileSync(p)).digest('hex') : '' });
-      }
-    }
-  };
-  walk(root);
+  walkFiles(tlsDir(env), (p, st) => {
+    const right = st.uid === 0 && st.gid === gid && (st.mode & 0o777) === TLS_FILE_MODE;
+    out.set(p, { sha256: right ? createHash('sha256').update(readFileSync(p)).digest('hex') : '' });
+  });
   return out;
 }
 
