@@ -8,11 +8,9 @@
  * is still restarted) and the errors are reported in the log, in `glow status` and in the metrics.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join, posix } from 'node:path';
-import { watch } from 'chokidar';
-import type { FSWatcher } from 'chokidar';
 import type { Logger } from 'pino';
 import type { ConfigError } from '../config/errors.js';
 import { GlowError } from '../config/errors.js';
@@ -34,6 +32,7 @@ import { checkInstance } from './health.js';
 import { ensureProxyGroup, removeTlsFile, writeTlsFile } from './tls-files.js';
 import type { AgentMetrics } from './metrics.js';
 import { observe, observeStates } from './observe.js';
+import { RepoLoop } from './repo-loop.js';
 import type { Systemd, UnitState } from './systemd.js';
 import { SystemdError } from './systemd.js';
 
@@ -119,13 +118,8 @@ export class Agent {
   readonly #retireAt = new Map<string, number>();
   /** Apps whose rolling restart failed, with the template that failed: not retried until it changes. */
   readonly #failedRollouts = new Map<string, string>();
-  #running: Promise<void> | undefined;
-  #again = false;
-  #debounce: NodeJS.Timeout | undefined;
-  #tick: NodeJS.Timeout | undefined;
+  readonly #loop: RepoLoop;
   #wake: NodeJS.Timeout | undefined;
-  #watcher: FSWatcher | undefined;
-  #stopped = false;
   /** Called after every pass (the CLI rebinds the metrics endpoint when glow.yaml moves it). */
   onPass: (() => void) | undefined;
 
@@ -135,69 +129,34 @@ export class Agent {
     this.#log = log;
     this.#metrics = metrics;
     this.#logs = logs;
+    this.#loop = new RepoLoop(
+      {
+        repo: opts.repo,
+        debounceMs: opts.debounceMs,
+        tickMs: opts.tickMs,
+        onError: (e) => this.#log.error({ err: e }, 'following the repository failed'),
+      },
+      async (reason) => {
+        await this.#pass(reason);
+        this.onPass?.();
+      },
+    );
   }
 
   /** Starts watching and runs the first pass; resolves when the first pass is done. */
   async start(): Promise<void> {
-    this.#watcher = watch(this.#opts.repo, {
-      ignoreInitial: true,
-      ignored: (p: string) => p.includes(`${posix.sep}.git${posix.sep}`) && !p.endsWith('index.lock'),
-      followSymlinks: true,
-    });
-    this.#watcher.on('all', () => this.trigger('change'));
-    this.#watcher.on('error', (e) => this.#log.warn({ err: e }, 'watching the repository failed'));
-    this.#tick = setInterval(() => this.trigger('tick', 0), this.#opts.tickMs);
-    this.#tick.unref();
     // The proxy's unit names the group that may read delivered keys (src/agent/tls-files.ts).
     try {
       ensureProxyGroup();
     } catch (e) {
       this.#log.error({ code: (e as GlowError).code }, (e as Error).message);
     }
-    await this.runPass('start');
+    await this.#loop.start();
   }
 
   async stop(): Promise<void> {
-    this.#stopped = true;
-    clearTimeout(this.#debounce);
-    clearInterval(this.#tick);
     clearTimeout(this.#wake);
-    await this.#watcher?.close();
-    await this.#running;
-  }
-
-  /** Asks for a pass after `delayMs` of quiet (each new trigger restarts the wait). */
-  trigger(reason: string, delayMs = this.#opts.debounceMs): void {
-    if (this.#stopped) return;
-    clearTimeout(this.#debounce);
-    this.#debounce = setTimeout(() => void this.runPass(reason), delayMs);
-  }
-
-  /** Runs one pass now, or once more after the one in progress. */
-  async runPass(reason: string): Promise<void> {
-    if (this.#running) {
-      this.#again = true;
-      return this.#running;
-    }
-    this.#running = (async () => {
-      do {
-        this.#again = false;
-        if (this.#inProgress()) {
-          this.trigger('repository busy', this.#opts.debounceMs);
-          break;
-        }
-        await this.#pass(reason);
-        this.onPass?.();
-      } while (this.#again && !this.#stopped);
-    })().finally(() => {
-      this.#running = undefined;
-    });
-    return this.#running;
-  }
-
-  /** A git checkout in progress (its lock file) means: wait. */
-  #inProgress(): boolean {
-    return existsSync(join(this.#opts.repo, '.git', 'index.lock'));
+    await this.#loop.stop();
   }
 
   async #pass(reason: string): Promise<void> {
@@ -285,7 +244,7 @@ export class Agent {
     };
     const retiring = new Set<string>();
     for (const step of steps) {
-      if (this.#stopped) return;
+      if (this.#loop.stopped) return;
       const app = appOf(step);
       if (app && blocked.has(app)) continue;
       try {
@@ -386,7 +345,7 @@ export class Agent {
 
   async #waitHealthy(unit: string, inst: PlannedInstance): Promise<boolean> {
     const deadline = Date.now() + this.#opts.healthTimeoutMs;
-    while (Date.now() < deadline && !this.#stopped) {
+    while (Date.now() < deadline && !this.#loop.stopped) {
       const s = await this.#systemd.state(unit);
       if (s.activeState === 'active' && (await checkInstance(inst))) return true;
       if (s.activeState === 'failed') return false;
@@ -417,13 +376,13 @@ export class Agent {
     }
     if (now < at) {
       clearTimeout(this.#wake);
-      this.#wake = setTimeout(() => void this.runPass('grace period over'), at - now + 10);
+      this.#wake = setTimeout(() => void this.#loop.run('grace period over'), at - now + 10);
       return;
     }
     await this.#systemd.stop(unit);
     this.#retireAt.delete(unit);
     this.#log.info({ unit }, 'stopped');
-    this.#again = true; // a second pass removes its link and template
+    this.#loop.again(); // a second pass removes its link and template
   }
 
   #instanceStatus(): InstanceStatus[] {

@@ -20,6 +20,7 @@ import type { AgentStatus, InstanceStatus, ProblemReport } from '../agent/agent.
 import { ensureArtifact } from '../agent/artifacts.js';
 import { writeFileAtomic } from '../agent/fs-atomic.js';
 import { AgentMetrics } from '../agent/metrics.js';
+import { RepoLoop } from '../agent/repo-loop.js';
 import { GlowError } from '../config/errors.js';
 import type { ConfigError } from '../config/errors.js';
 import { loadRepository } from '../config/load.js';
@@ -41,7 +42,6 @@ import { definitionOf, diffBox, instanceKey } from './diff.js';
 import type { BoxStep } from './diff.js';
 import { launchOf } from './launch.js';
 import type { Launch } from './launch.js';
-import { RepoLoop } from './repo-loop.js';
 import { killLeftovers, Supervisor } from './supervisor.js';
 import type { Backoff, InstanceSpec } from './supervisor.js';
 import type { Terminal } from './terminal.js';

@@ -1,5 +1,5 @@
 /**
- * Following a repository as glowd does (src/agent/agent.ts): chokidar watches the directory, a burst of changes
+ * Following a repository, for glowd (src/agent/agent.ts) and the developer box (src/devbox/devbox.ts): chokidar watches the directory, a burst of changes
  * is read once after `debounceMs` of quiet, nothing is read while a git checkout holds `.git/index.lock`, a tick
  * re-plans now and then without a change, and passes run one at a time (a change during a pass asks for one more).
  */
@@ -64,6 +64,12 @@ export class RepoLoop {
     if (this.#stopped) return;
     clearTimeout(this.#debounce);
     this.#debounce = setTimeout(() => void this.run(reason), delayMs);
+  }
+
+  /** Asks the pass in progress for one more right after it (a pass that left work for the next one). */
+  again(): void {
+    if (this.#running) this.#again = true;
+    else this.trigger('again', 0);
   }
 
   /** Runs one pass now, or once more after the one in progress. */
