@@ -20,7 +20,7 @@ import type { AccessRecord } from '../../src/proxy/access-log.js';
 import { AdminServer } from '../../src/proxy/admin-server.js';
 import { Proxy, type ProxyStatus } from '../../src/proxy/proxy.js';
 import { makeCa, makeCert, type Pem } from './certs.js';
-import { adminGet, exposure, freePort, group, httpGet, httpUpstream, lineEcho, routesWith, sample, stopAll, until, upstream } from './helpers.js';
+import { adminGet, exposure, freePort, group, httpGet, httpUpstream, lineEcho, raw, routesWith, sample, stopAll, until, upstream } from './helpers.js';
 
 const log = pino({ level: process.env['GLOW_TEST_LOG'] ?? 'silent' });
 const work = mkdtempSync(join(tmpdir(), 'glow-proxy-exposure-'));
@@ -47,23 +47,6 @@ after(async () => {
 
 const metrics = async () => (await adminGet(adminPath, '/metrics')).body;
 const status = async () => JSON.parse((await adminGet(adminPath, '/status')).body) as ProxyStatus;
-
-/** Raw bytes on one connection, everything until the proxy closes it. */
-function raw(port: number, bytes: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = netConnect({ host: '127.0.0.1', port });
-    let buf = '';
-    s.setEncoding('latin1');
-    s.on('connect', () => s.write(bytes));
-    s.on('data', (d: string) => (buf += d));
-    s.on('end', () => {
-      s.end();
-      resolve(buf);
-    });
-    s.on('error', reject);
-    setTimeout(() => s.destroy(new Error(`raw exchange timed out; got ${JSON.stringify(buf)}`)), 10_000).unref();
-  });
-}
 
 interface TlsReply {
   status: number;

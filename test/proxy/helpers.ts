@@ -321,3 +321,20 @@ export function exposure(
 export function routesWith(listeners: Listener[], exposures: RoutedExposure[]): ProxyRoutes {
   return { version: 1, node: 'node-b', listeners, exposures };
 }
+
+/** Sends raw bytes on one connection and collects everything until the proxy closes it. */
+export function raw(port: number, bytes: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: '127.0.0.1', port });
+    let buf = '';
+    s.setEncoding('latin1');
+    s.on('connect', () => s.write(bytes));
+    s.on('data', (d: string) => (buf += d));
+    s.on('end', () => {
+      s.end();
+      resolve(buf);
+    });
+    s.on('error', reject);
+    setTimeout(() => s.destroy(new Error(`raw exchange timed out; got ${JSON.stringify(buf)}`)), 10_000).unref();
+  });
+}

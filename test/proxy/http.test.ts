@@ -13,7 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import { AdminServer } from '../../src/proxy/admin-server.js';
 import { Proxy } from '../../src/proxy/proxy.js';
-import { adminGet, deadPort, freePort, group, httpGet, httpUpstream, listener, routes, sample, stopAll, upstream } from './helpers.js';
+import { adminGet, deadPort, freePort, group, httpGet, httpUpstream, listener, raw, routes, sample, stopAll, upstream } from './helpers.js';
 
 const log = pino({ level: process.env['GLOW_TEST_LOG'] ?? 'silent' });
 const work = mkdtempSync(join(tmpdir(), 'glow-proxy-http-'));
@@ -36,23 +36,6 @@ after(async () => {
 
 const metrics = async () => (await adminGet(adminPath, '/metrics')).body;
 const NONE = { type: 'none' as const, intervalMs: 60_000, timeoutMs: 1000, rise: 1, fall: 1 };
-
-/** Sends raw bytes on one connection and collects everything until the proxy closes it. */
-function raw(port: number, bytes: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = connect({ host: '127.0.0.1', port });
-    let buf = '';
-    s.setEncoding('latin1');
-    s.on('connect', () => s.write(bytes));
-    s.on('data', (d: string) => (buf += d));
-    s.on('end', () => {
-      s.end();
-      resolve(buf);
-    });
-    s.on('error', reject);
-    setTimeout(() => s.destroy(new Error(`raw exchange timed out; got ${JSON.stringify(buf)}`)), 10_000).unref();
-  });
-}
 
 describe('http', () => {
   test('a GET answered 503 is retried on another instance; a POST is not', async () => {
