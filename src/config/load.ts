@@ -178,7 +178,8 @@ export function loadRepository(source: RepoSource): LoadResult {
     }
   }
   const settings = normalizeSettings(settingsFile, errors);
-  if (settings.artifacts === undefined) {
+  // Without `artifacts` an exec app cannot run; a glow.yaml that is there but invalid is reported on its own.
+  if (settings.artifacts === undefined && (settingsFile !== undefined || !names.settings.has('glow'))) {
     for (const app of apps.values()) {
       if (app.runtime !== 'exec') continue;
       const file = yaml.get(app.file)!;
