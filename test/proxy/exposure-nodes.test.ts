@@ -148,10 +148,11 @@ let killed = false;
 const watch = setInterval(() => { if (fs.existsSync('/tmp/killed')) { killed = true; clearInterval(watch); } }, 20);
 const end = Date.now() + ms;
 const get = () => new Promise((resolve) => {
+  const after = killed; // issued after the kill (a response in flight at the kill may still come from app-a)
   const req = https.request({ host: ip, port: 443, path: '/', agent, servername: 'www.example.com', headers: { host: 'www.example.com' }, timeout: 5000 }, (res) => {
     let body = ''; res.setEncoding('utf8'); res.on('data', (d) => (body += d));
     res.on('end', () => {
-      if (res.statusCode === 200) { out.ok++; const n = body.split(' ')[1]; out.byNode[n] = (out.byNode[n] || 0) + 1; if (killed) out.afterKill[n] = (out.afterKill[n] || 0) + 1; }
+      if (res.statusCode === 200) { out.ok++; const n = body.split(' ')[1]; out.byNode[n] = (out.byNode[n] || 0) + 1; if (after) out.afterKill[n] = (out.afterKill[n] || 0) + 1; }
       else { out.failed++; out.errors.push('status ' + res.statusCode + ' ' + body.trim()); }
       resolve();
     });
@@ -363,6 +364,8 @@ describe('exposures on real nodes', { timeout: 240_000 }, () => {
     await appA.execOk(['kill', '-KILL', pid]);
     await client.writeFile('/tmp/killed', 'yes');
     await waitFor('load done', () => out.text().includes('summary '), 30_000);
+    // Bring it back first, for what follows, whatever the assertions below say.
+    lines(appA.spawn([NODE, '-e', APP, 'www', '8080']));
     const summary = JSON.parse(out.text().split('summary ')[1]!.trim()) as { ok: number; failed: number; errors: string[]; byNode: Record<string, number>; afterKill: Record<string, number> };
     const retries = sample(await adminGet('/metrics'), 'glow_proxy_retries_total', { listener: 'www', service: 'www:8080', reason: 'reset' }) + sample(await adminGet('/metrics'), 'glow_proxy_retries_total', { listener: 'www', service: 'www:8080', reason: 'connect_failure' });
     t.diagnostic(`${JSON.stringify({ ok: summary.ok, failed: summary.failed, byNode: summary.byNode, afterKill: summary.afterKill, retries })}`);
@@ -373,8 +376,6 @@ describe('exposures on real nodes', { timeout: 240_000 }, () => {
     const metrics = await adminGet('/metrics');
     assert.ok(sample(metrics, 'glow_proxy_http_request_duration_seconds_count', { listener: 'www', service: 'www:8080', method: 'GET', status_class: '2xx' }) >= summary.ok);
     assert.equal(sample(metrics, 'glow_proxy_http_request_duration_seconds_count', { listener: 'www', service: 'www:8080', method: 'GET', status_class: '5xx' }), 0);
-    // Bring it back for what follows.
-    lines(appA.spawn([NODE, '-e', APP, 'www', '8080']));
   });
 
   test('WebSocket over TLS, a DNS-like exchange over UDP, a TCP exposure', async () => {
