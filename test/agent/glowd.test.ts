@@ -219,6 +219,33 @@ describe('glowd on a real systemd node', () => {
     assert.match(text.stdout, /tcp 127\.0\.0\.1:19000 .*\n {4}listener 19000 → api:9000 \(tcp\)\n {6}api:9000 \(tcp\)\n {8}127\.0\.0\.1:9000 node-a, local {2}healthy/);
     const metrics = await metricsText(node);
     assert.match(metrics, /^glow_proxy_/m, 'the proxy\'s metrics on the node\'s one endpoint');
+
+    // A real Prometheus (Debian's) in the node scrapes that endpoint: the target is up, and glowd's and the proxy's
+    // series are there with their labels.
+    await node.writeFile('/etc/glow-test/prometheus.yml', 'global: { scrape_interval: 1s }\nscrape_configs:\n  - job_name: glow\n    static_configs: [{ targets: ["127.0.0.1:9464"] }]\n');
+    await node.execOk(['systemd-run', '--unit=glow-test-prometheus', '/usr/bin/prometheus', '--config.file=/etc/glow-test/prometheus.yml', `--storage.tsdb.path=${repo.root}/prometheus`, '--web.listen-address=127.0.0.1:9090']);
+    try {
+      const query = async (q: string) => {
+        const script = `require('http').get('http://127.0.0.1:9090/api/v1/query?query=' + encodeURIComponent(process.argv[1]), (r) => { let b = ''; r.on('data', (d) => (b += d)); r.on('end', () => process.stdout.write(b)); }).on('error', () => process.exit(1));`;
+        const r = await node.exec([NODE, '-e', script, q], { timeoutMs: 5000 });
+        return r.code === 0 ? (JSON.parse(r.stdout) as { data: { result: { metric: Record<string, string>; value: [number, string] }[] } }).data.result : [];
+      };
+      const up = await eventually(async () => {
+        const r = await query('up{job="glow"}');
+        return r.length === 1 && r[0]!.value[1] === '1' && r;
+      }, 'Prometheus scraping the node (up == 1)', 30_000);
+      assert.equal(up[0]!.metric['instance'], '127.0.0.1:9464');
+      const healthy = await eventually(async () => {
+        const r = await query('glow_proxy_upstreams_healthy{service="api:9000"}');
+        return r.length === 1 && r;
+      }, 'the proxy\'s series in Prometheus');
+      assert.equal(healthy[0]!.value[1], '1');
+      const web = await query('glow_instance_state{app="web",state="active"}');
+      assert.equal(web.length, 1);
+      assert.equal(web[0]!.metric['node'], 'node-a');
+    } finally {
+      await node.exec(['systemctl', 'stop', 'glow-test-prometheus']);
+    }
   });
 
   test('delete a deployment: the instance is stopped after the grace period, then its files go', async () => {
