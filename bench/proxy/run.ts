@@ -22,6 +22,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { PROXY_NODE_OPTIONS } from '../../src/node/units.js';
 
 const { values } = parseArgs({
   options: {
@@ -352,6 +353,7 @@ frontend ft_https
     writeFileSync(file, JSON.stringify(glowRoutes(...ports)));
     const p = start('taskset', ['-c', cpus, process.execPath, ENTRY, '--routes', file, '--admin', join(work, `${name}.sock`), '--log-level', 'warn'], {
       ...env,
+      NODE_OPTIONS: PROXY_NODE_OPTIONS, // as glow-proxy.service runs it
       GLOW_BENCH_WORKERS: String(workers),
     });
     return { p, ports };
