@@ -1,7 +1,8 @@
 /**
- * Following a repository, for glowd (src/agent/agent.ts) and the developer box (src/devbox/devbox.ts): chokidar watches the directory, a burst of changes
- * is read once after `debounceMs` of quiet, nothing is read while a git checkout holds `.git/index.lock`, a tick
- * re-plans now and then without a change, and passes run one at a time (a change during a pass asks for one more).
+ * Following a repository, for glowd (src/agent/agent.ts) and the developer box (src/devbox/devbox.ts): chokidar
+ * watches the directory, a burst of changes is read once after `debounceMs` of quiet, nothing is read while a git
+ * checkout holds `.git/index.lock`, a tick re-plans now and then without a change, and passes run one at a time (a
+ * change during a pass asks for one more).
  */
 import { existsSync } from 'node:fs';
 import { join, posix } from 'node:path';
