@@ -23,13 +23,27 @@ split because they were too long are joined again.
 Options
   -f, --follow       keep printing new lines (after the last 10, or everything since --since)
   --instance N       only instance N
-  --since TIME       from TIME, in journalctl's forms: "2024-05-01 12:00", today, --since=-1h
+  --since TIME       from TIME, in journalctl's forms: "2024-05-01 12:00", today, -1h, "10 min ago"
   -n, --lines N      only the last N lines
   --json             one JSON object per line, as the file and http sinks write them
   --directory DIR    read the journal files in DIR instead of the system journal`;
 
+/** `--since -1h` as `--since=-1h`: a relative time starts with a dash, which would read as an option. */
+export function joinSince(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const next = argv[i + 1];
+    if (a === '--since' && next !== undefined && /^-\d/.test(next)) {
+      out.push(`--since=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
 export async function runLogs(argv: string[]): Promise<number> {
-  const cli = parseArgs(argv, HELP, {
+  const cli = parseArgs(joinSince(argv), HELP, {
     follow: { type: 'boolean', shortFlag: 'f', default: false },
     instance: { type: 'number' },
     since: { type: 'string' },

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { followArgs, logsArgs } from '../../src/logs/journal-args.js';
 import { OUTPUT_FIELDS } from '../../src/logs/journal-entry.js';
+import { joinSince } from '../../src/cli/logs.js';
 
 const FIELDS = `--output-fields=${OUTPUT_FIELDS.join(',')}`;
 
@@ -30,6 +31,8 @@ describe('journalctl arguments', () => {
     assert.deepEqual(logsArgs({ app: 'web', follow: false }), ['--output=json', '--all', '--no-pager', '--quiet', FIELDS, 'GLOW_APP=web']);
     assert.deepEqual(logsArgs({ app: 'web', instance: 2, follow: true }).slice(5), ['--lines=10', '--follow', 'GLOW_APP=web', 'GLOW_INSTANCE=2']);
     assert.deepEqual(logsArgs({ app: 'web', since: '-1h', follow: true }).slice(5), ['--since=-1h', '--no-tail', '--follow', 'GLOW_APP=web']);
+    assert.deepEqual(joinSince(['web', '--since', '-1h', '-f']), ['web', '--since=-1h', '-f'], 'a relative --since is not an option');
+    assert.deepEqual(joinSince(['web', '--since', 'today', '-f']), ['web', '--since', 'today', '-f']);
     assert.deepEqual(logsArgs({ app: 'web', lines: 5, follow: false }).slice(5), ['--lines=5', 'GLOW_APP=web']);
   });
 });
