@@ -9,44 +9,22 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { X509Certificate as X509 } from 'node:crypto';
-import { copyFileSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, renameSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
-import pino from 'pino';
 import type { AccessRecord } from '../../src/proxy/access-log.js';
-import { AdminServer } from '../../src/proxy/admin-server.js';
-import { Proxy, type ProxyStatus } from '../../src/proxy/proxy.js';
 import { makeCa, makeCert, type Pem } from './certs.js';
-import { adminGet, exposure, freePort, group, httpGet, httpUpstream, lineEcho, raw, routesWith, sample, stopAll, until, upstream } from './helpers.js';
+import { exposure, freePort, group, httpGet, httpUpstream, lineEcho, NONE, proxyUnderTest, raw, routesWith, sample, until, upstream } from './helpers.js';
 
-const log = pino({ level: process.env['GLOW_TEST_LOG'] ?? 'silent' });
-const work = mkdtempSync(join(tmpdir(), 'glow-proxy-exposure-'));
-const adminPath = join(work, 'admin.sock');
-const NONE = { type: 'none' as const, intervalMs: 60_000, timeoutMs: 1000, rise: 1, fall: 1 };
 const access: AccessRecord[] = [];
-let proxy: Proxy;
-let admin: AdminServer;
 let ca: Pem;
-
-before(async () => {
-  proxy = new Proxy({ log, accessLog: { write: (r) => access.push(r) }, certPollMs: 100 });
-  admin = new AdminServer(proxy, adminPath);
-  await admin.listen();
+const fx = proxyUnderTest('exposure', { accessLog: { write: (r) => access.push(r) }, certPollMs: 100 });
+const { work, metrics, status } = fx;
+before(() => {
   ca = makeCa(work);
 });
-
-after(async () => {
-  await proxy.stop(1000);
-  await admin.close();
-  await stopAll();
-  rmSync(work, { recursive: true, force: true });
-});
-
-const metrics = async () => (await adminGet(adminPath, '/metrics')).body;
-const status = async () => JSON.parse((await adminGet(adminPath, '/status')).body) as ProxyStatus;
 
 interface TlsReply {
   status: number;
@@ -107,7 +85,7 @@ describe('http exposures', () => {
     const api = await httpUpstream('127.0.0.4', (req, res) => res.end(`api ${req.url}`));
     const port = await freePort();
     const g = (name: string, u: { host: string; port: number }) => [group(name, 'http', [upstream(u.host, u.port)], NONE)];
-    await proxy.apply(
+    await fx.proxy.apply(
       routesWith(
         [],
         [
@@ -157,7 +135,7 @@ describe('http exposures', () => {
     });
     const [open, trusting] = [await freePort(), await freePort()];
     const g = [group('app:80', 'http', [upstream('127.0.0.2', app.port)], NONE)];
-    await proxy.apply(
+    await fx.proxy.apply(
       routesWith(
         [],
         [exposure('open', open, 'http', g, { hosts: ['www.example.com'] }), exposure('trusting', trusting, 'http', g, { hosts: ['www.example.com'], trustedProxies: ['127.0.0.0/8'] })],
@@ -192,7 +170,7 @@ describe('http exposures', () => {
     });
     const port = await freePort();
     const g = [group('app:80', 'http', [upstream('127.0.0.2', app.port)], NONE)];
-    await proxy.apply(routesWith([], [exposure('small', port, 'http', g, { hosts: ['small.example.com'], limits: { headBytes: 2048, bodyBytes: 1000 } })]));
+    await fx.proxy.apply(routesWith([], [exposure('small', port, 'http', g, { hosts: ['small.example.com'], limits: { headBytes: 2048, bodyBytes: 1000 } })]));
     const ok = await httpGet(port, '/', { method: 'POST', body: 'x'.repeat(1000), headers: { host: 'small.example.com' } });
     assert.equal(ok.body, 'got 1000');
     const big = await httpGet(port, '/', { method: 'POST', body: 'x'.repeat(1001), headers: { host: 'small.example.com' } });
@@ -212,7 +190,7 @@ describe('http exposures', () => {
       req.on('end', () => res.end('ok'));
     });
     const port = await freePort();
-    await proxy.apply(routesWith([], [exposure('www', port, 'http', [group('app:80', 'http', [upstream('127.0.0.2', app.port)], NONE)], { hosts: ['www.example.com'] })]));
+    await fx.proxy.apply(routesWith([], [exposure('www', port, 'http', [group('app:80', 'http', [upstream('127.0.0.2', app.port)], NONE)], { hosts: ['www.example.com'] })]));
     const smuggled = 'GET /admin HTTP/1.1\r\nHost: www.example.com\r\n\r\n';
     const attempts = [
       `POST / HTTP/1.1\r\nHost: www.example.com\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${smuggled}`, // CL.TE
@@ -238,7 +216,7 @@ describe('http exposures', () => {
       socket.on('data', (d: Buffer) => socket.write(d));
     });
     const port = await freePort();
-    await proxy.apply(routesWith([], [exposure('ws', port, 'http', [group('app:80', 'http', [upstream('127.0.0.2', app.port)], NONE)], { hosts: ['ws.example.com'] })]));
+    await fx.proxy.apply(routesWith([], [exposure('ws', port, 'http', [group('app:80', 'http', [upstream('127.0.0.2', app.port)], NONE)], { hosts: ['ws.example.com'] })]));
     const s = netConnect({ host: '127.0.0.1', port });
     let buf = '';
     s.setEncoding('latin1');
@@ -274,7 +252,7 @@ describe('tls exposures', () => {
     };
     const port = await freePort();
     const g = (s: string, u: { host: string; port: number }) => [group(s, 'http', [upstream(u.host, u.port)], NONE)];
-    await proxy.apply(
+    await fx.proxy.apply(
       routesWith(
         [],
         [
@@ -356,7 +334,7 @@ describe('tls exposures', () => {
     const port = await freePort();
     const g = [group('www:80', 'http', [upstream('127.0.0.2', a.port)], NONE)];
     writeFileSync(join(work, 'broken.crt'), 'not a certificate\n');
-    await proxy.apply(
+    await fx.proxy.apply(
       routesWith(
         [],
         [
@@ -383,7 +361,7 @@ describe('tls exposures', () => {
     const a = await httpUpstream('127.0.0.2', (_req, res) => res.end('www'));
     const echo = await lineEcho('127.0.0.3', 'echo');
     const [secure, plain, tcp] = [await freePort(), await freePort(), await freePort()];
-    await proxy.apply(
+    await fx.proxy.apply(
       routesWith(
         [],
         [

@@ -9,6 +9,13 @@ import { connect, createServer, type AddressInfo, type Server, type Socket } fro
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { HealthCheck, Listener, Upstream, UpstreamGroup } from '../../src/plan/node-plan.js';
 import type { ProxyRoutes, RoutedExposure } from '../../src/node/routes.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before } from 'node:test';
+import pino from 'pino';
+import { AdminServer } from '../../src/proxy/admin-server.js';
+import { Proxy, type ProxyOptions, type ProxyStatus } from '../../src/proxy/proxy.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 
@@ -337,4 +344,52 @@ export function raw(port: number, bytes: string): Promise<string> {
     s.on('error', reject);
     setTimeout(() => s.destroy(new Error(`raw exchange timed out; got ${JSON.stringify(buf)}`)), 10_000).unref();
   });
+}
+
+/** The tests' logger: silent unless GLOW_TEST_LOG names a level. */
+export const testLog = pino({ level: process.env['GLOW_TEST_LOG'] ?? 'silent' });
+
+/** A health check that never runs: upstreams are healthy unless the data path says otherwise. */
+export const NONE: HealthCheck = { type: 'none', intervalMs: 60_000, timeoutMs: 1000, rise: 1, fall: 1 };
+
+export interface ProxyUnderTest {
+  /** The proxy (created in `before`). */
+  readonly proxy: Proxy;
+  /** A directory of the test file's own, removed in `after`. */
+  readonly work: string;
+  readonly adminPath: string;
+  metrics(): Promise<string>;
+  status(): Promise<ProxyStatus>;
+}
+
+/**
+ * One in-process proxy for a test file, with its admin socket, as glow-proxy.service runs it: created in
+ * `before`, stopped in `after` together with everything the other helpers started.
+ */
+export function proxyUnderTest(name: string, opts: Omit<ProxyOptions, 'log'> = {}): ProxyUnderTest {
+  const work = mkdtempSync(join(tmpdir(), `glow-proxy-${name}-`));
+  const adminPath = join(work, 'admin.sock');
+  let proxy: Proxy | undefined;
+  let admin: AdminServer | undefined;
+  before(async () => {
+    proxy = new Proxy({ log: testLog, ...opts });
+    admin = new AdminServer(proxy, adminPath);
+    await admin.listen();
+  });
+  after(async () => {
+    await proxy?.stop(1000);
+    await admin?.close();
+    await stopAll();
+    rmSync(work, { recursive: true, force: true });
+  });
+  return {
+    get proxy() {
+      if (!proxy) throw new Error('the proxy exists from `before` on');
+      return proxy;
+    },
+    work,
+    adminPath,
+    metrics: async () => (await adminGet(adminPath, '/metrics')).body,
+    status: async () => JSON.parse((await adminGet(adminPath, '/status')).body) as ProxyStatus,
+  };
 }

@@ -5,37 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import pino from 'pino';
-import { AdminServer } from '../../src/proxy/admin-server.js';
-import { Proxy } from '../../src/proxy/proxy.js';
-import { adminGet, deadPort, freePort, group, httpGet, httpUpstream, listener, raw, routes, sample, stopAll, upstream } from './helpers.js';
+import { describe, test } from 'node:test';
+import { deadPort, freePort, group, httpGet, httpUpstream, listener, NONE, proxyUnderTest, raw, routes, sample, upstream } from './helpers.js';
 
-const log = pino({ level: process.env['GLOW_TEST_LOG'] ?? 'silent' });
-const work = mkdtempSync(join(tmpdir(), 'glow-proxy-http-'));
-const adminPath = join(work, 'admin.sock');
-let proxy: Proxy;
-let admin: AdminServer;
-
-before(async () => {
-  proxy = new Proxy({ log });
-  admin = new AdminServer(proxy, adminPath);
-  await admin.listen();
-});
-
-after(async () => {
-  await proxy.stop(1000);
-  await admin.close();
-  await stopAll();
-  rmSync(work, { recursive: true, force: true });
-});
-
-const metrics = async () => (await adminGet(adminPath, '/metrics')).body;
-const NONE = { type: 'none' as const, intervalMs: 60_000, timeoutMs: 1000, rise: 1, fall: 1 };
+const fx = proxyUnderTest('http');
+const { metrics } = fx;
 
 describe('http', () => {
   test('a GET answered 503 is retried on another instance; a POST is not', async () => {
@@ -46,7 +21,7 @@ describe('http', () => {
       req.on('end', () => res.end('well'));
     });
     const port = await freePort();
-    await proxy.apply(routes(listener(port, 'http', [group('api:80', 'http', [upstream('127.0.0.2', sick.port), upstream('127.0.0.3', well.port, 'node-c', false)], NONE)])));
+    await fx.proxy.apply(routes(listener(port, 'http', [group('api:80', 'http', [upstream('127.0.0.2', sick.port), upstream('127.0.0.3', well.port, 'node-c', false)], NONE)])));
 
     const get = await httpGet(port, '/g');
     assert.equal(get.status, 200);
@@ -77,7 +52,7 @@ describe('http', () => {
       req.on('end', () => res.end('well'));
     });
     const port = await freePort();
-    await proxy.apply(routes(listener(port, 'http', [group('rst:80', 'http', [upstream('127.0.0.4', resetting.port), upstream('127.0.0.5', well.port, 'node-c', false)], NONE)])));
+    await fx.proxy.apply(routes(listener(port, 'http', [group('rst:80', 'http', [upstream('127.0.0.4', resetting.port), upstream('127.0.0.5', well.port, 'node-c', false)], NONE)])));
     const get = await httpGet(port, '/g');
     assert.equal(get.status, 200);
     assert.equal(get.body, 'well');
@@ -99,13 +74,13 @@ describe('http', () => {
       req.on('end', () => res.end(`got ${body}`));
     });
     const port = await freePort();
-    await proxy.apply(routes(listener(port, 'http', [group('conn:80', 'http', [upstream('127.0.0.6', dead), upstream('127.0.0.7', well.port, 'node-c', false)], NONE)])));
+    await fx.proxy.apply(routes(listener(port, 'http', [group('conn:80', 'http', [upstream('127.0.0.6', dead), upstream('127.0.0.7', well.port, 'node-c', false)], NONE)])));
     const post = await httpGet(port, '/p', { method: 'POST', body: 'abc' });
     assert.equal(post.status, 200);
     assert.equal(post.body, 'got abc');
 
     const nothing = await freePort();
-    await proxy.apply(routes(listener(nothing, 'http', [group('void:80', 'http', [upstream('127.0.0.6', dead)], NONE)])));
+    await fx.proxy.apply(routes(listener(nothing, 'http', [group('void:80', 'http', [upstream('127.0.0.6', dead)], NONE)])));
     const r = await httpGet(nothing, '/');
     assert.equal(r.status, 503);
     const text = await metrics();
@@ -116,7 +91,7 @@ describe('http', () => {
   test('clients that close after each request reuse one keep-alive connection to the upstream', async () => {
     const up = await httpUpstream('127.0.0.8', (_req, res) => res.end('ok'));
     const port = await freePort();
-    await proxy.apply(routes(listener(port, 'http', [group('ka:80', 'http', [upstream('127.0.0.8', up.port)], NONE)])));
+    await fx.proxy.apply(routes(listener(port, 'http', [group('ka:80', 'http', [upstream('127.0.0.8', up.port)], NONE)])));
     for (let i = 0; i < 20; i++) {
       const r = await httpGet(port, `/${i}`); // Connection: close, a new client connection each time
       assert.equal(r.status, 200);
@@ -132,7 +107,7 @@ describe('http', () => {
       req.on('end', () => res.end('ok'));
     });
     const port = await freePort();
-    await proxy.apply(routes(listener(port, 'http', [group('idle:80', 'http', [upstream('127.0.0.13', up.port)], NONE)])));
+    await fx.proxy.apply(routes(listener(port, 'http', [group('idle:80', 'http', [upstream('127.0.0.13', up.port)], NONE)])));
     assert.equal((await httpGet(port, '/a')).status, 200);
     assert.equal(up.connections, 1);
     await new Promise((r) => setTimeout(r, 1200)); // longer than NON_IDEMPOTENT_MAX_IDLE_MS, shorter than the pool's idle limit
@@ -154,7 +129,7 @@ describe('http', () => {
       res.end(req.method === 'HEAD' ? undefined : `p${req.url!.slice(1)}...`.slice(0, 5));
     });
     const port = await freePort();
-    await proxy.apply(routes(listener(port, 'http', [group('body:80', 'http', [upstream('127.0.0.9', up.port)], NONE)])));
+    await fx.proxy.apply(routes(listener(port, 'http', [group('body:80', 'http', [upstream('127.0.0.9', up.port)], NONE)])));
     const big = 'x'.repeat(300_000) + 'end';
     const echoed = await httpGet(port, '/echo', { method: 'POST', body: big });
     assert.equal(echoed.status, 200);
@@ -174,7 +149,7 @@ describe('http', () => {
   test('a malformed request is answered 400; smuggling shapes are refused', async () => {
     const up = await httpUpstream('127.0.0.10', (_req, res) => res.end('ok'));
     const port = await freePort();
-    await proxy.apply(routes(listener(port, 'http', [group('bad:80', 'http', [upstream('127.0.0.10', up.port)], NONE)])));
+    await fx.proxy.apply(routes(listener(port, 'http', [group('bad:80', 'http', [upstream('127.0.0.10', up.port)], NONE)])));
     assert.match(await raw(port, 'GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n'), /^HTTP\/1\.1 400 /);
     assert.match(await raw(port, 'GET / HTTP/1.1\r\nHost: x\r\nContent-Length : 3\r\n\r\nabc'), /^HTTP\/1\.1 400 /);
     assert.match(await raw(port, 'NOT-HTTP\r\n\r\n'), /^HTTP\/1\.1 400 /);
@@ -189,7 +164,7 @@ describe('http', () => {
     const port = await freePort();
     const other = await freePort();
     const keep = listener(other, 'http', [group('other:80', 'http', [upstream('127.0.0.12', up.port)], NONE)]);
-    await proxy.apply(routes(listener(port, 'http', [group('gone:80', 'http', [upstream('127.0.0.12', up.port)], NONE)]), keep));
+    await fx.proxy.apply(routes(listener(port, 'http', [group('gone:80', 'http', [upstream('127.0.0.12', up.port)], NONE)]), keep));
     const open = (path: string) =>
       new Promise<{ text: Promise<string>; socket: ReturnType<typeof connect> }>((resolve) => {
         const socket = connect({ host: '127.0.0.1', port });
@@ -207,7 +182,7 @@ describe('http', () => {
     const idle = await open('/fast');
     const busy = await open('/slow');
     await new Promise((r) => setTimeout(r, 100)); // the fast one is answered, the slow one is in flight
-    await proxy.apply(routes(keep));
+    await fx.proxy.apply(routes(keep));
     const [idleText, busyText] = await Promise.all([idle.text, busy.text]);
     assert.match(idleText, /\r\n\r\nfast$/);
     assert.match(busyText, /^HTTP\/1\.1 200 [^]*\r\n\r\nslow$/);
@@ -223,7 +198,7 @@ describe('http', () => {
       socket.on('end', () => socket.end());
     });
     const port = await freePort();
-    await proxy.apply(routes(listener(port, 'http', [group('ws:80', 'http', [upstream('127.0.0.11', up.port)], NONE)])));
+    await fx.proxy.apply(routes(listener(port, 'http', [group('ws:80', 'http', [upstream('127.0.0.11', up.port)], NONE)])));
     const got = await new Promise<string>((resolve, reject) => {
       const s = connect({ host: '127.0.0.1', port });
       let buf = '';

@@ -4,58 +4,19 @@
  * the admin socket as glowd reads them.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import pino from 'pino';
-import { AdminServer } from '../../src/proxy/admin-server.js';
+import { describe, test } from 'node:test';
 import { Proxy } from '../../src/proxy/proxy.js';
-import {
-  adminGet,
-  blackhole,
-  deadPort,
-  exchange,
-  freePort,
-  group,
-  httpGet,
-  httpUpstream,
-  lineEcho,
-  listener,
-  routes,
-  sample,
-  stopAll,
-  until,
-  upstream,
-} from './helpers.js';
+import { adminGet, blackhole, deadPort, exchange, freePort, group, httpGet, httpUpstream, lineEcho, listener, proxyUnderTest, routes, sample, testLog, until, upstream } from './helpers.js';
 
-const log = pino({ level: process.env['GLOW_TEST_LOG'] ?? 'silent' });
-const work = mkdtempSync(join(tmpdir(), 'glow-proxy-tcp-'));
-let proxy: Proxy;
-let admin: AdminServer;
-const adminPath = join(work, 'admin.sock');
-
-before(async () => {
-  proxy = new Proxy({ log });
-  admin = new AdminServer(proxy, adminPath);
-  await admin.listen();
-});
-
-after(async () => {
-  await proxy.stop(1000);
-  await admin.close();
-  await stopAll();
-  rmSync(work, { recursive: true, force: true });
-});
-
-const metrics = async () => (await adminGet(adminPath, '/metrics')).body;
+const fx = proxyUnderTest('tcp');
+const { adminPath, metrics } = fx;
 
 describe('tcp', () => {
   test('relays both ways, passes a half-close on, and counts bytes at close', async () => {
     const a = await lineEcho('127.0.0.2', 'a');
     const port = await freePort();
-    await proxy.apply(routes(listener(port, 'tcp', [group('echo:1', 'tcp', [upstream('127.0.0.2', a.port)])])));
+    await fx.proxy.apply(routes(listener(port, 'tcp', [group('echo:1', 'tcp', [upstream('127.0.0.2', a.port)])])));
     assert.equal(await exchange(port, 'hello'), 'a:hello');
 
     // The client writes and half-closes at once; the upstream answers after the end and closes: all of it arrives.
@@ -83,7 +44,7 @@ describe('tcp', () => {
   test('clients that close before the upstream connection is up are closed too (nothing is left open)', async () => {
     const a = await lineEcho('127.0.0.11', 'a');
     const port = await freePort();
-    await proxy.apply(routes(listener(port, 'tcp', [group('early:1', 'tcp', [upstream('127.0.0.11', a.port)])])));
+    await fx.proxy.apply(routes(listener(port, 'tcp', [group('early:1', 'tcp', [upstream('127.0.0.11', a.port)])])));
     await Promise.all(
       Array.from({ length: 20 }, (_, i) =>
         new Promise<void>((resolve) => {
@@ -101,7 +62,7 @@ describe('tcp', () => {
   });
 
   test('a listener that cannot bind is reported, the others serve, and it binds once the port is free', async () => {
-    const own = new Proxy({ log, bindRetryMs: 50 });
+    const own = new Proxy({ log: testLog, bindRetryMs: 50 });
     try {
       const a = await lineEcho('127.0.0.12', 'a');
       const blocker = await lineEcho('127.0.0.1', 'squatter');
@@ -128,7 +89,7 @@ describe('tcp', () => {
     const a = await lineEcho('127.0.0.3', 'a');
     const b = await lineEcho('127.0.0.4', 'b');
     const port = await freePort();
-    await proxy.apply(routes(listener(port, 'tcp', [group('kill:1', 'tcp', [upstream('127.0.0.3', a.port), upstream('127.0.0.4', b.port)])])));
+    await fx.proxy.apply(routes(listener(port, 'tcp', [group('kill:1', 'tcp', [upstream('127.0.0.3', a.port), upstream('127.0.0.4', b.port)])])));
     const TOTAL = 600;
     const CONCURRENCY = 8;
     let started = 0;
@@ -174,7 +135,7 @@ describe('tcp', () => {
     const d2 = await deadPort('127.0.0.5');
     const f = await lineEcho('127.0.0.6', 'fallback');
     const port = await freePort();
-    await proxy.apply(
+    await fx.proxy.apply(
       routes(
         listener(port, 'tcp', [
           group('main:1', 'tcp', [upstream('127.0.0.5', d1), upstream('127.0.0.5', d2, 'node-c', false)]),
@@ -192,7 +153,7 @@ describe('tcp', () => {
     const d1 = await deadPort('127.0.0.7');
     const d2 = await deadPort('127.0.0.7');
     const port = await freePort();
-    await proxy.apply(routes(listener(port, 'tcp', [group('gone:1', 'tcp', [upstream('127.0.0.7', d1)]), group('gone-dr:1', 'tcp', [upstream('127.0.0.7', d2, null, false)], undefined, 'external')])));
+    await fx.proxy.apply(routes(listener(port, 'tcp', [group('gone:1', 'tcp', [upstream('127.0.0.7', d1)]), group('gone-dr:1', 'tcp', [upstream('127.0.0.7', d2, null, false)], undefined, 'external')])));
     for (let i = 0; i < 3; i++) {
       await assert.rejects(exchange(port, 'x'), (e: NodeJS.ErrnoException) => e.code === 'ECONNRESET' || /closed without an answer/.test(e.message));
     }
@@ -202,7 +163,7 @@ describe('tcp', () => {
 
     // No upstream at all is a refusal too, with its own reason.
     const empty = await freePort();
-    await proxy.apply(routes(listener(empty, 'tcp', [group('none:1', 'tcp', [])])));
+    await fx.proxy.apply(routes(listener(empty, 'tcp', [group('none:1', 'tcp', [])])));
     await assert.rejects(exchange(empty, 'x'));
     assert.equal(sample(await metrics(), 'glow_proxy_refused_total', { listener: String(empty), service: 'none:1', reason: 'no_upstream' }), 1);
   });
@@ -212,7 +173,7 @@ describe('tcp', () => {
     const good = await httpUpstream('127.0.0.9', (_req, res) => res.end('good'));
     const port = await freePort();
     const check = { type: 'http' as const, path: '/healthz', intervalMs: 50, timeoutMs: 100, rise: 2, fall: 2 };
-    await proxy.apply(
+    await fx.proxy.apply(
       routes(
         listener(port, 'http', [group('web:80', 'http', [upstream('127.0.0.8', hole.port), upstream('127.0.0.9', good.port)], check)], {
           idleTimeoutMs: 500,
@@ -242,7 +203,7 @@ describe('tcp', () => {
     const hole = await blackhole('127.0.0.10');
     const port = await freePort();
     const check = { type: 'none' as const, intervalMs: 1000, timeoutMs: 1000, rise: 1, fall: 1 };
-    await proxy.apply(routes(listener(port, 'http', [group('stuck:80', 'http', [upstream('127.0.0.10', hole.port)], check)], { idleTimeoutMs: 200 })));
+    await fx.proxy.apply(routes(listener(port, 'http', [group('stuck:80', 'http', [upstream('127.0.0.10', hole.port)], check)], { idleTimeoutMs: 200 })));
     for (let i = 0; i < 3; i++) assert.equal((await httpGet(port, '/')).status, 504);
     const text = await metrics();
     assert.equal(sample(text, 'glow_proxy_upstream_ejections_total', { service: 'stuck:80', upstream: `127.0.0.10:${hole.port}`, node: 'node-b' }), 1);

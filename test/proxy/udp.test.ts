@@ -7,7 +7,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { after, describe, test } from 'node:test';
 import pino from 'pino';
 import { Proxy } from '../../src/proxy/proxy.js';
-import { group, listener, onStop, routes, sample, stopAll, udpEcho, upstream } from './helpers.js';
+import { group, listener, NONE, onStop, routes, sample, stopAll, udpEcho, upstream } from './helpers.js';
 
 const log = pino({ level: process.env['GLOW_TEST_LOG'] ?? 'silent' });
 const proxy = new Proxy({ log });
@@ -17,7 +17,6 @@ after(async () => {
   await stopAll();
 });
 
-const NONE = { type: 'none' as const, intervalMs: 60_000, timeoutMs: 1000, rise: 1, fall: 1 };
 
 async function freeUdpPort(): Promise<number> {
   const s = createSocket('udp4');
