@@ -27,15 +27,16 @@ export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 export class TcpFrontend implements RouteSource {
   readonly key: string;
-  spec: FrontendSpec;
+  spec!: FrontendSpec;
   bound = false;
   error: string | null = null;
   private server: Server | null = null;
-  private routes: readonly LiveRoute[];
-  private router: HostRouter<LiveRoute>;
-  only: LiveRoute | null;
-  fallback: LiveRoute;
-  maxHeadBytes: number;
+  // Set by setRoutes(), from the constructor on.
+  private routes!: readonly LiveRoute[];
+  private router!: HostRouter<LiveRoute>;
+  only!: LiveRoute | null;
+  fallback!: LiveRoute;
+  maxHeadBytes!: number;
   readonly sessions = new Set<Session>();
   private readonly handshaking = new Set<TLSSocket>();
   private drained: Promise<void> | null = null;
@@ -59,13 +60,7 @@ export class TcpFrontend implements RouteSource {
     readonly stats: FrontendStats,
   ) {
     this.key = spec.key;
-    this.spec = spec;
-    this.routes = routes;
-    this.router = new HostRouter(routes);
-    this.only = this.router.only;
-    this.fallback = defaultRoute(routes);
-    this.maxHeadBytes = maxHead(routes);
-    stats.tls ||= spec.tls;
+    this.setRoutes(spec, routes);
   }
 
   /** The route of a new TCP connection (a tcp port has exactly one). */
@@ -86,6 +81,7 @@ export class TcpFrontend implements RouteSource {
     return this.routes;
   }
 
+  /** The port's routes, now and after a reload (what is derived from them is derived here only). */
   setRoutes(spec: FrontendSpec, routes: readonly LiveRoute[]): void {
     this.spec = spec;
     this.routes = routes;
