@@ -4,7 +4,7 @@
  * This is the "observed" input of reconcile().
  */
 import { createHash } from 'node:crypto';
-import { lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { ObservedNode, ObservedUnit } from '../node/reconcile.js';
 import { BOOT_LINK, GENERATED_HEADER, routesFile, TARGET, WANTS_DIR } from '../node/units.js';

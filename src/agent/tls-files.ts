@@ -13,8 +13,8 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, closeSync, fchownSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, writeSync } from 'node:fs';
-import { basename, dirname, join, relative } from 'node:path';
+import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
+import { dirname, relative } from 'node:path';
 import { GlowError } from '../config/errors.js';
 import { tlsDir } from '../node/routes.js';
 import type { NodeEnv } from '../node/units.js';

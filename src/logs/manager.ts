@@ -6,27 +6,22 @@
  * applied, so the last good sinks keep running. One sink that cannot start never stops the others.
  */
 import { createHash } from 'node:crypto';
-import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Sink } from '../config/model.js';
 import { cursorPath } from './cursor-store.js';
 import { Forwarder } from './forwarder.js';
-import type { ForwarderLimits, SinkStatus } from './forwarder.js';
-import type { FollowQuery } from './journal-args.js';
+import type { ForwarderOptions, SinkStatus } from './forwarder.js';
 import { LogMetrics } from './metrics.js';
 import { openTransport } from './sinks/index.js';
 
-export interface LogForwardersOptions {
-  readonly node: string;
+/**
+ * What every sink's forwarder shares (given `proxy`, the proxy's lines — the access log of exposures with
+ * `access_log: true`, its warnings — are forwarded too), and where cursors and metrics go.
+ */
+export interface LogForwardersOptions extends Pick<ForwarderOptions, 'node' | 'log' | 'journalctl' | 'journalDirectory' | 'proxy' | 'limits'> {
   /** Cursors go to `<stateDir>/logs/<sink>.cursor`. */
   readonly stateDir: string;
   readonly registry: Registry;
-  readonly log: Logger;
-  readonly journalctl?: string;
-  readonly journalDirectory?: string;
-  /** The proxy's unit: its lines (the access log of exposures with `access_log: true`, its warnings) are forwarded too. */
-  readonly proxy?: FollowQuery['proxy'];
-  readonly limits?: Partial<ForwarderLimits>;
 }
 
 interface Running {
