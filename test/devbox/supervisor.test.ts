@@ -97,7 +97,7 @@ describe('supervisor', { timeout: 60_000 }, () => {
     const t0 = Date.now();
     await sup.stop('stubborn#1');
     const took = Date.now() - t0;
-    assert.ok(took >= 350 && took < 4000, `stopped after the 400 ms stop timeout (${took} ms)`);
+    assert.ok(took >= 350, `SIGKILL only after the 400 ms stop timeout (${took} ms)`);
     assert.equal(alive(child!), false);
     assert.equal(alive(leader!), false);
     assert.match(t.out, /stubborn#1 did not stop within 0\.4s of SIGTERM: SIGKILL/);
