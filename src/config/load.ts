@@ -178,8 +178,11 @@ export function loadRepository(source: RepoSource): LoadResult {
     }
   }
   const settings = normalizeSettings(settingsFile, errors);
-  // Without `artifacts` an exec app cannot run; a glow.yaml that is there but invalid is reported on its own.
-  if (settings.artifacts === undefined && (settingsFile !== undefined || !names.settings.has('glow'))) {
+  // A glow.yaml that is there but invalid is reported on its own: checks that depend on what it says (artifacts,
+  // the metrics port) are left out rather than run against defaults it may not mean.
+  const settingsKnown = settingsFile !== undefined || !names.settings.has('glow');
+  // Without `artifacts` an exec app cannot run.
+  if (settings.artifacts === undefined && settingsKnown) {
     for (const app of apps.values()) {
       if (app.runtime !== 'exec') continue;
       const file = yaml.get(app.file)!;
@@ -207,7 +210,7 @@ export function loadRepository(source: RepoSource): LoadResult {
     if (e.tls) for (const ref of [e.tls.cert, e.tls.key]) if ('repo' in ref) usedFiles.add(ref.repo);
   }
   for (const p of checkSinkFiles(settingsFile, entries, errors)) usedFiles.add(p);
-  checkNodes(repo, instances, exposures, fallbacks, errors, settings.proxy, settings.metricsListen);
+  checkNodes(repo, instances, exposures, fallbacks, errors, settings.proxy, settingsKnown ? settings.metricsListen : undefined);
   if (errors.length > 0) return fail();
 
   const files = new Map<string, Uint8Array>();
