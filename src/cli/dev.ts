@@ -26,6 +26,7 @@ import type { AgentStatus } from '../agent/agent.js';
 import type { NodePlan, PlannedInstance, UpstreamGroup } from '../plan/node-plan.js';
 import { parseArgs } from './args.js';
 import { formatError, styleFor } from './format.js';
+import { stdoutSink, whenOutputLost } from './stdio.js';
 import { display } from './up.js';
 
 const HELP = `Usage
@@ -88,7 +89,7 @@ export async function runDev(argv: string[]): Promise<number> {
   mkdirSync(stateDir, { recursive: true });
 
   const style = styleFor(process.stdout);
-  const term = new Terminal(process.stdout, Boolean(process.stdout.isTTY) && !process.env.NO_COLOR);
+  const term = new Terminal(stdoutSink, Boolean(process.stdout.isTTY) && !process.env.NO_COLOR);
   const box = new DevBox(
     {
       repo,
@@ -113,7 +114,7 @@ export async function runDev(argv: string[]): Promise<number> {
         if (text === printed) return;
         if (printed && !cli.flags.json) term.info(`the environment of ${app} changed (revision ${box.plan?.revision}):`);
         printed = text;
-        process.stdout.write(text);
+        stdoutSink.write(text);
       },
       (e: unknown) => term.error(`${(e as GlowError).code ?? ''} ${(e as Error).message}`.trim()),
     );
@@ -126,7 +127,10 @@ export async function runDev(argv: string[]): Promise<number> {
       stopping = true;
       void box.stop().then(() => resolveDone(0), () => resolveDone(1));
     };
-    for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, stop);
+    for (const s of ['SIGINT', 'SIGTERM'] as const) process.on(s, stop);
+    // A closed terminal (SIGHUP, then EIO on every write) stops like the first Ctrl-C.
+    process.on('SIGHUP', () => !stopping && stop());
+    whenOutputLost(() => !stopping && stop());
   });
   box.start().catch((e: unknown) => term.error((e as Error).message));
   process.exit(await done);

@@ -10,6 +10,7 @@ import { runLogs } from './logs.js';
 import { runPlan } from './plan.js';
 import { runProxy } from './proxy.js';
 import { runStatus } from './status.js';
+import { guardStdio } from './stdio.js';
 import { runUp } from './up.js';
 
 const HELP = `glow — a damn simple private PaaS
@@ -51,11 +52,8 @@ async function main(argv: string[]): Promise<number> {
   return command(rest);
 }
 
-// `glow check | head`: a closed pipe ends the command quietly.
-process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-  throw e;
-});
+// `glow check | head`, a closed terminal: never a crash (src/cli/stdio.ts).
+guardStdio();
 
 main(process.argv.slice(2)).then(
   (code) => {

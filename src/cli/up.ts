@@ -21,6 +21,7 @@ import { Terminal } from '../devbox/terminal.js';
 import type { NodePlan, PlannedExposure } from '../plan/node-plan.js';
 import { parseArgs } from './args.js';
 import { formatError, formatPlan, styleFor } from './format.js';
+import { stdoutSink, whenOutputLost } from './stdio.js';
 
 const HELP = `Usage
   glow up [DIR] [--node NAME] [--except APP] [options]
@@ -88,7 +89,7 @@ export async function runUp(argv: string[]): Promise<number> {
   if (f.fresh) rmSync(`${stateDir}/artifacts`, { recursive: true, force: true });
   await refuseSecondBox(socket);
 
-  const term = new Terminal(process.stdout, Boolean(process.stdout.isTTY) && !process.env.NO_COLOR);
+  const term = new Terminal(stdoutSink, Boolean(process.stdout.isTTY) && !process.env.NO_COLOR);
   const box = new DevBox(
     {
       repo,
@@ -134,6 +135,8 @@ export async function runUp(argv: string[]): Promise<number> {
     const stop = (signal: string) => {
       // One Ctrl-C can arrive twice (the terminal's, and a wrapper's that passes it on): "again" is a new press.
       if (stopping && Date.now() - stopping < 250) return;
+      // A closed terminal (SIGHUP, then EIO on every write) stops the box like the first Ctrl-C, never kills it.
+      if (stopping && (signal === 'SIGHUP' || signal === 'the terminal closed')) return;
       if (stopping) {
         term.error(`${signal} again: killing every instance`);
         box.kill();
@@ -159,6 +162,7 @@ export async function runUp(argv: string[]): Promise<number> {
         });
     };
     for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, () => stop(s));
+    whenOutputLost(() => stop('the terminal closed'));
   });
 
   const self = selfCommand();

@@ -154,7 +154,15 @@ export function parseYamlFile(file: string, bytes: Uint8Array): ParseResult {
   const lines = new LineCounter();
   const doc = parseDocument(text, { ...PARSE_OPTIONS, lineCounter: lines });
   const sourceOf = (line: number) => text.split(/\r?\n/)[line - 1];
-  const problems = [...doc.errors, ...doc.warnings];
+  // One mistake often makes the library report several errors on the same line (a tab as indentation is also
+  // "a block sequence as an implicit key", "implicit keys on one line"…): the first on each line is the cause.
+  const seenLines = new Set<number>();
+  const problems = [...doc.errors, ...doc.warnings].filter((e) => {
+    const line = lines.linePos(e.pos[0]).line;
+    if (seenLines.has(line)) return false;
+    seenLines.add(line);
+    return true;
+  });
   if (problems.length > 0) {
     return {
       ok: false,
@@ -234,7 +242,8 @@ function openedAt(doc: Document.Parsed, offset: number): number | undefined {
   visit(doc, (_key, node) => {
     const quoted = isScalar(node) && (node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE');
     const flow = isCollection(node) && node.flow === true;
-    const r = (node as YamlNode).range;
+    // A sequence item can be a bare null (`-` followed by a tab, say): it has no range.
+    const r = (node as YamlNode | null)?.range;
     if ((quoted || flow) && r && r[0] < offset && r[2] >= offset && (best === undefined || r[0] > best)) best = r[0];
   });
   return best;

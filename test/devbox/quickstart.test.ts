@@ -243,6 +243,42 @@ describe('glow up on the quick start', { timeout: 120_000 }, () => {
   });
 });
 
+describe('a closed terminal', { timeout: 90_000 }, () => {
+  test('closing the terminal that runs glow up (SIGHUP, then EIO on write) stops the box and leaves no process', { timeout: 60_000 }, async () => {
+    // A real pseudo-terminal: script(1) runs glow up on its slave side; killing script closes the master, as
+    // closing a terminal window does. The kernel hangs the terminal up: SIGHUP, then EIO on every write.
+    const glowUp = `exec ${process.execPath} ${GLOW} up ${repo}`;
+    const term = spawn('script', ['-qfec', glowUp, '/dev/null'], { env: { ...env, SHELL: '/bin/sh' }, stdio: ['pipe', 'pipe', 'pipe'] });
+    children.add(term);
+    let out = '';
+    term.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+    await until(`the banner in the terminal:\n${out}`, () => /Ctrl-C stops everything/.test(out) || undefined, 45_000);
+    const st = await until('every instance active', () => {
+      const s = status();
+      // (three or four: a test above deletes the worker's deployment)
+      return s.instances.length >= 3 && s.instances.every((i) => i.activeState === 'active') ? s : undefined;
+    });
+    const pids = st.instances.map((i) => i.mainPid);
+    for (const p of pids) groups.add(p);
+    const box = st.devbox.pid;
+    groups.add(box);
+    term.kill('SIGKILL');
+    await until('glow up gone', () => !groupAlive(box) && !pidAlive(box), 20_000);
+    for (const p of pids) assert.equal(groupAlive(p), false, `process group ${p} is gone`);
+    assert.equal(existsSync(join(env.XDG_RUNTIME_DIR, 'glow/up.sock')), false, 'it stopped the clean way: the control socket is removed');
+    for (const p of PORTS) assert.equal(await portTaken(p), false, `port ${p} is free again`);
+  });
+});
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 describe('glow dev', { timeout: 120_000 }, () => {
   test('beside `glow up --except web`: a working environment; the developer\'s web serves the exposure', { timeout: 60_000 }, async () => {
     const up = new Running(['up', repo, '--except', 'web']);
