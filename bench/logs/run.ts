@@ -19,7 +19,7 @@
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { NODE } from '../../test/agent/fixture.js';
+import { NODE } from '../../test/systemd/fixture.js';
 import { bootNode, stopAll } from '../../test/harness/systemd-node.js';
 import type { SystemdNode } from '../../test/harness/systemd-node.js';
 

@@ -22,7 +22,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { PROXY_NODE_OPTIONS } from '../../src/node/units.js';
+import { PROXY_NODE_OPTIONS } from '../../src/render/units.js';
 
 const { values } = parseArgs({
   options: {

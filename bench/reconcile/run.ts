@@ -8,13 +8,14 @@
  *
  * Target: glowd within 1.5x of the floor and under 1 s median. Needs root. It prints; it does not assert.
  */
+import { DEFAULT_PATHS } from '../../src/base/paths.js';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { loadRepository } from '../../src/config/load.js';
 import { memorySource } from '../../src/config/source.js';
-import { DEFAULT_ENV, renderUnits } from '../../src/node/units.js';
+import { renderUnits } from '../../src/render/units.js';
 import { planNode } from '../../src/plan/node-plan.js';
-import { Glowd, NODE, Repo } from '../../test/agent/fixture.js';
+import { Glowd, NODE, Repo } from '../../test/systemd/fixture.js';
 import { bootNode, stopAll } from '../../test/harness/systemd-node.js';
 
 const { values } = parseArgs({ options: { instances: { type: 'string', default: '20' } } });
@@ -59,7 +60,7 @@ async function main(): Promise<void> {
     }
     const loaded = loadRepository(memorySource({ 'glow.yaml': `artifacts: ${repo.artifacts}\n`, 'nodes/bench.yaml': 'address: 10.77.0.11\n', ...floorFiles }));
     if (!loaded.ok) throw new Error(loaded.errors.map(String).join('\n'));
-    const floorUnits = renderUnits(planNode(loaded.snapshot, 'bench'), { ...DEFAULT_ENV, glowCommand: [NODE, '/nonexistent'] }).files;
+    const floorUnits = renderUnits(planNode(loaded.snapshot, 'bench'), { ...DEFAULT_PATHS, glowCommand: [NODE, '/nonexistent'] }).files;
 
     glowd.start();
     await glowd.until((s) => s.revision !== undefined, 'glowd ready');

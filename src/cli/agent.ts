@@ -2,22 +2,24 @@
  * `glowd` (also `glow agent`): the node agent. Flags set what DESIGN.md gives as defaults; everything else
  * comes from the repository.
  */
+import { PROXY_UNIT } from '../base/names.js';
+import { AGENT_DEFAULTS, PROXY_ADMIN_SOCKET } from '../base/paths.js';
+import type { NodePaths } from '../base/paths.js';
 import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { Server } from 'node:http';
 import pino from 'pino';
-import { Agent } from '../agent/agent.js';
-import { getUnix, json, listenControl, listenMetrics } from '../agent/control.js';
-import { AgentMetrics } from '../agent/metrics.js';
-import { observe } from '../agent/observe.js';
-import { Systemd } from '../agent/systemd.js';
+import { Agent } from '../systemd/agent.js';
+import { getUnix, json, listenControl, listenMetrics } from '../shell/control.js';
+import { AgentMetrics } from '../shell/metrics.js';
+import { observe } from '../systemd/observe.js';
+import { Systemd } from '../systemd/dbus.js';
 import { parseDuration } from '../config/notation.js';
 import { DEFAULTS } from '../config/model.js';
 import { LogForwarders } from '../logs/manager.js';
-import { PROXY_ADMIN_SOCKET, PROXY_UNIT } from '../node/units.js';
-import type { NodeEnv } from '../node/units.js';
 import { parseArgs } from './args.js';
 
+const D = AGENT_DEFAULTS;
 const HELP = `Usage
   glowd [options]            (also: glow agent [options])
 
@@ -25,36 +27,36 @@ The node agent: watches the config repository, validates it, and runs this node'
 Restarting or stopping glowd restarts or stops no instance.
 
 Options
-  --repo DIR            the config repository (default /var/lib/glow/repo)
+  --repo DIR            the config repository (default ${D.repo})
   --node NAME           this node's name in the repository (default: the host name)
-  --unit-dir DIR        where units are written (default /etc/systemd/system)
-  --state-dir DIR       artifacts, config files, proxy routes, log cursors (default /var/lib/glow)
-  --socket PATH         the control socket (default /run/glow/glowd.sock)
+  --unit-dir DIR        where units are written (default ${D.unitDir})
+  --state-dir DIR       artifacts, config files, proxy routes, log cursors (default ${D.stateDir})
+  --socket PATH         the control socket (default ${D.socket})
   --bus ADDRESS         systemd's D-Bus (default unix:path=/run/dbus/system_bus_socket)
   --metrics-listen H:P  the metrics endpoint (default: glow.yaml metrics.listen, else 0.0.0.0:9464)
   --glow-command CMD    how units run glow (default: this Node.js and this glow)
-  --debounce DURATION   quiet time after a change before reading (default 50ms)
-  --tick DURATION       re-plan this often without changes (default 30s)
-  --health-timeout D    rolling restarts wait this long for health (default 60s)`;
+  --debounce DURATION   quiet time after a change before reading (default ${D.debounce})
+  --tick DURATION       re-plan this often without changes (default ${D.tick})
+  --health-timeout D    rolling restarts wait this long for health (default ${D.healthTimeout})`;
 
 export async function runAgent(argv: string[]): Promise<number> {
   const cli = parseArgs(argv, HELP, {
-    repo: { type: 'string', default: '/var/lib/glow/repo' },
+    repo: { type: 'string', default: AGENT_DEFAULTS.repo },
     node: { type: 'string', default: hostname() },
-    unitDir: { type: 'string', default: '/etc/systemd/system' },
-    stateDir: { type: 'string', default: '/var/lib/glow' },
-    socket: { type: 'string', default: '/run/glow/glowd.sock' },
+    unitDir: { type: 'string', default: AGENT_DEFAULTS.unitDir },
+    stateDir: { type: 'string', default: AGENT_DEFAULTS.stateDir },
+    socket: { type: 'string', default: AGENT_DEFAULTS.socket },
     bus: { type: 'string' },
     metricsListen: { type: 'string' },
     glowCommand: { type: 'string' },
-    debounce: { type: 'string', default: '50ms' },
-    tick: { type: 'string', default: '30s' },
-    healthTimeout: { type: 'string', default: '60s' },
+    debounce: { type: 'string', default: AGENT_DEFAULTS.debounce },
+    tick: { type: 'string', default: AGENT_DEFAULTS.tick },
+    healthTimeout: { type: 'string', default: AGENT_DEFAULTS.healthTimeout },
   });
   const f = cli.flags;
   const log = pino({ base: { node: f.node }, messageKey: 'msg' });
   const glowCommand = f.glowCommand ? f.glowCommand.split(' ').filter(Boolean) : [process.execPath, fileURLToPath(new URL('./glow.js', import.meta.url))];
-  const env: NodeEnv = { stateDir: f.stateDir, glowCommand, podman: '/usr/bin/podman' };
+  const env: NodePaths = { stateDir: f.stateDir, glowCommand, podman: AGENT_DEFAULTS.podman };
   const systemd = await Systemd.connect(f.bus);
   const metrics = new AgentMetrics(f.node);
   // Log sinks (glow.yaml logs.sinks): one journal reader and cursor each, under <state-dir>/logs/.

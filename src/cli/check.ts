@@ -4,7 +4,8 @@
 import { loadRepository } from '../config/load.js';
 import { readRepo } from '../config/source.js';
 import { parseArgs } from './args.js';
-import { formatError, styleFor, summary } from './format.js';
+import { formatError, styleFor } from '../shell/style.js';
+import { summary } from './format.js';
 
 const HELP = `Usage
   glow check [DIR] [--json]

@@ -5,27 +5,28 @@
  * under `glow up` (which leaves APP alone with `--except APP`; listeners that box serves already are shared, not
  * bound twice), or, with --remote, on the cluster's nodes. Runs until Ctrl-C, following the repository.
  */
+import { AGENT_DEFAULTS } from '../base/paths.js';
 import { existsSync, mkdirSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ensureArtifact } from '../agent/artifacts.js';
-import { getUnix } from '../agent/control.js';
-import { GlowError } from '../config/errors.js';
+import { ensureArtifact } from '../shell/artifacts.js';
+import { getUnix } from '../shell/control.js';
+import { GlowError } from '../base/errors.js';
 import { loadRepository } from '../config/load.js';
 import type { Snapshot } from '../config/model.js';
 import { parseDuration } from '../config/notation.js';
 import { readRepo } from '../config/source.js';
-import { devAppPlan } from '../devbox/dev-plan.js';
-import { DevBox } from '../devbox/devbox.js';
-import { launchOf, shellLine } from '../devbox/launch.js';
-import type { Launch } from '../devbox/launch.js';
-import { devboxPaths, repoStateDir } from '../devbox/paths.js';
-import { Terminal } from '../devbox/terminal.js';
-import type { AgentStatus } from '../agent/agent.js';
+import { devAppPlan } from '../plan/box-plan.js';
+import { DevBox } from '../box/devbox.js';
+import { launchOf, shellLine } from '../render/launch.js';
+import type { Launch } from '../render/launch.js';
+import { devboxPaths, repoStateDir } from '../box/paths.js';
+import { Terminal } from '../box/terminal.js';
+import type { AgentStatus } from '../shell/status.js';
 import type { NodePlan, PlannedInstance, UpstreamGroup } from '../plan/node-plan.js';
 import { parseArgs } from './args.js';
-import { formatError, styleFor } from './format.js';
+import { formatError, styleFor } from '../shell/style.js';
 import { stdoutSink, whenOutputLost } from './stdio.js';
 import { display } from './up.js';
 
@@ -43,7 +44,7 @@ Options
   --json              print the environment as one JSON object
   --socket PATH       glow up's control socket (default $XDG_RUNTIME_DIR/glow/up.sock, or in the state directory)
   --state-dir DIR     the env file and artifacts (default $XDG_STATE_HOME/glow/up/<repo>-<hash>)
-  --debounce DURATION quiet time after a change before reading (default 50ms)`;
+  --debounce DURATION quiet time after a change before reading (default ${AGENT_DEFAULTS.debounce})`;
 
 export interface DevEnvironment {
   readonly app: string;
@@ -67,7 +68,7 @@ export async function runDev(argv: string[]): Promise<number> {
     json: { type: 'boolean', default: false },
     socket: { type: 'string' },
     stateDir: { type: 'string' },
-    debounce: { type: 'string', default: '50ms' },
+    debounce: { type: 'string', default: AGENT_DEFAULTS.debounce },
   });
   const [app, dir = '.'] = cli.input;
   if (!app) {

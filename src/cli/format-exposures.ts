@@ -4,7 +4,7 @@
  * traffic. Read from the proxy's /status (the frontends glowd passes on).
  */
 import type { FrontendStatus, RouteStatus } from '../proxy/proxy.js';
-import type { Style } from './format.js';
+import type { Style } from '../shell/style.js';
 
 export function formatExposures(frontends: readonly FrontendStatus[], style: Style, now: Date): string[] {
   const byName = new Map<string, { port: string; route: RouteStatus; redirects: string[] }>();

@@ -2,7 +2,7 @@
 /**
  * `glow`: the command line. Each command is a small module; this file only dispatches.
  */
-import { GlowError } from '../config/errors.js';
+import { GlowError } from '../base/errors.js';
 import { runAgent } from './agent.js';
 import { runCheck } from './check.js';
 import { runDev } from './dev.js';

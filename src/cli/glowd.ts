@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** `glowd`: the node agent (the same as `glow agent`). */
-import { GlowError } from '../config/errors.js';
+import { GlowError } from '../base/errors.js';
 import { runAgent } from './agent.js';
 
 runAgent(process.argv.slice(2)).catch((e: unknown) => {

@@ -4,7 +4,7 @@
  * log sinks, so what it prints is what the sinks receive. Text: `TIME app#instance message`, the message's bytes as
  * they are; `--json`: the sinks' JSON lines.
  */
-import { GlowError } from '../config/errors.js';
+import { GlowError } from '../base/errors.js';
 import { NAME_PATTERN } from '../config/schema.js';
 import { jsonLine, textLine } from '../logs/encode.js';
 import { logsArgs } from '../logs/journal-args.js';

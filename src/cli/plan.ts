@@ -2,20 +2,22 @@
  * `glow plan [DIR] --node NAME [--json]`: the desired state of one node, as the daemon computes it; on a node
  * where glowd runs as NAME, also the difference against what runs there (the steps glowd would take).
  */
+import { AGENT_DEFAULTS } from '../base/paths.js';
+import type { NodePaths } from '../base/paths.js';
 import { existsSync } from 'node:fs';
-import { getUnix } from '../agent/control.js';
+import { getUnix } from '../shell/control.js';
 import { loadRepository } from '../config/load.js';
 import { readRepo } from '../config/source.js';
-import { reconcile } from '../node/reconcile.js';
-import type { ObservedNode, Step } from '../node/reconcile.js';
-import { renderRoutes } from '../node/routes.js';
-import { renderUnits } from '../node/units.js';
-import type { NodeEnv } from '../node/units.js';
+import { reconcile } from '../reconcile/node.js';
+import type { ObservedNode, Step } from '../reconcile/node.js';
+import { renderRoutes } from '../render/routes.js';
+import { renderUnits } from '../render/units.js';
 import { planNode } from '../plan/node-plan.js';
 import type { NodePlan } from '../plan/node-plan.js';
-import { describeStep } from '../agent/agent.js';
+import { describeStep } from '../systemd/agent.js';
 import { parseArgs } from './args.js';
-import { formatError, formatPlan, styleFor } from './format.js';
+import { formatError, styleFor } from '../shell/style.js';
+import { formatPlan } from './format.js';
 
 const HELP = `Usage
   glow plan [DIR] --node NAME [--json] [--socket PATH]
@@ -29,10 +31,10 @@ repository, prints them and exits 1, as \`glow check\` does.
 Options
   --node NAME     the node (required)
   --json          print the plan (and the changes) as JSON: the form glowd and the proxy consume
-  --socket PATH   glowd's control socket (default /run/glow/glowd.sock)`;
+  --socket PATH   glowd's control socket (default ${AGENT_DEFAULTS.socket})`;
 
 interface LiveNode {
-  env: NodeEnv;
+  env: NodePaths;
   observed: {
     unitFiles: Record<string, { content: string; mtimeMs: number }>;
     wants: Record<string, string>;
@@ -70,7 +72,7 @@ export async function runPlan(argv: string[]): Promise<number> {
   const cli = parseArgs(argv, HELP, {
     node: { type: 'string', isRequired: true },
     json: { type: 'boolean', default: false },
-    socket: { type: 'string', default: '/run/glow/glowd.sock' },
+    socket: { type: 'string', default: AGENT_DEFAULTS.socket },
   });
   const dir = cli.input[0] ?? '.';
   const result = loadRepository(readRepo(dir));

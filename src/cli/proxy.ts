@@ -4,6 +4,7 @@
  * force stay), and on SIGTERM or SIGINT stops accepting, drains for up to --drain-timeout and exits 0.
  * Logs are JSON lines (pino) on stderr, for journald.
  */
+import { PROXY_ADMIN_SOCKET } from '../base/paths.js';
 import pino from 'pino';
 import { JsonLinesAccessLog } from '../proxy/access-log.js';
 import { AdminServer } from '../proxy/admin-server.js';
@@ -12,7 +13,7 @@ import { Proxy } from '../proxy/proxy.js';
 import { readRoutesFile } from '../proxy/routes-file.js';
 import { parseArgs } from './args.js';
 
-export const DEFAULT_ADMIN_SOCKET = '/run/glow-proxy/admin.sock';
+const DEFAULT_ADMIN_SOCKET = PROXY_ADMIN_SOCKET;
 
 const HELP = `Usage
   glow proxy --routes FILE [--admin PATH] [--drain-timeout MS] [--log-level LEVEL]

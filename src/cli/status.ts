@@ -2,16 +2,17 @@
  * `glow status [--json]`: what glowd on this node applied and runs — revision, when, last errors, every instance
  * with its systemd state and since when — read from the control socket (root only).
  */
+import { AGENT_DEFAULTS } from '../base/paths.js';
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
-import type { AgentStatus } from '../agent/agent.js';
-import { getUnix } from '../agent/control.js';
-import type { DevBoxStatus } from '../devbox/devbox.js';
-import { devboxPaths } from '../devbox/paths.js';
+import type { AgentStatus } from '../shell/status.js';
+import { getUnix } from '../shell/control.js';
+import type { DevBoxStatus } from '../box/devbox.js';
+import { devboxPaths } from '../box/paths.js';
 import { parseArgs } from './args.js';
 import { formatExposures } from './format-exposures.js';
-import { styleFor } from './format.js';
-import type { Style } from './format.js';
+import { styleFor } from '../shell/style.js';
+import type { Style } from '../shell/style.js';
 
 const HELP = `Usage
   glow status [--json] [--socket PATH]
@@ -22,10 +23,10 @@ every log sink with its state, lag and last error. Run as root. Exit status 1 on
 
 Options
   --json          print the status as JSON
-  --socket PATH   glowd's control socket (default /run/glow/glowd.sock; where there is none, that of the
+  --socket PATH   glowd's control socket (default ${AGENT_DEFAULTS.socket}; where there is none, that of the
                   developer box of \`glow up\`: $XDG_RUNTIME_DIR/glow/up.sock)`;
 
-const GLOWD_SOCKET = '/run/glow/glowd.sock';
+const GLOWD_SOCKET = AGENT_DEFAULTS.socket;
 
 export async function runStatus(argv: string[]): Promise<number> {
   const cli = parseArgs(argv, HELP, {

@@ -4,23 +4,25 @@
  * instance's output in the terminal, answers `glow status` and serves the metrics endpoint. Ctrl-C stops
  * everything; a second Ctrl-C kills. See docs/devbox.md.
  */
+import { AGENT_DEFAULTS } from '../base/paths.js';
 import { existsSync, mkdirSync, realpathSync, rmSync, statSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { homedir } from 'node:os';
 import { basename, relative, resolve } from 'node:path';
-import { getUnix, json, listenControl, listenMetrics } from '../agent/control.js';
-import { GlowError } from '../config/errors.js';
+import { getUnix, json, listenControl, listenMetrics } from '../shell/control.js';
+import { GlowError } from '../base/errors.js';
 import { loadRepository } from '../config/load.js';
 import { parseDuration } from '../config/notation.js';
 import { readRepo } from '../config/source.js';
-import { devMetricsListen, devPlan } from '../devbox/dev-plan.js';
-import { DevBox } from '../devbox/devbox.js';
-import type { DevBoxMode } from '../devbox/devbox.js';
-import { devboxPaths, repoStateDir } from '../devbox/paths.js';
-import { Terminal } from '../devbox/terminal.js';
+import { devMetricsListen, devPlan } from '../plan/box-plan.js';
+import { DevBox } from '../box/devbox.js';
+import type { DevBoxMode } from '../box/devbox.js';
+import { devboxPaths, repoStateDir } from '../box/paths.js';
+import { Terminal } from '../box/terminal.js';
 import type { NodePlan, PlannedExposure } from '../plan/node-plan.js';
 import { parseArgs } from './args.js';
-import { formatError, formatPlan, styleFor } from './format.js';
+import { formatError, styleFor } from '../shell/style.js';
+import { formatPlan } from './format.js';
 import { stdoutSink, whenOutputLost } from './stdio.js';
 
 const HELP = `Usage
@@ -43,8 +45,8 @@ Options
   --state-dir DIR       artifacts and the box's records (default $XDG_STATE_HOME/glow/up/<repo>-<hash>)
   --fresh               remove the box's unpacked artifacts first (after editing an artifact directory)
   --podman PATH         the podman program (default podman)
-  --debounce DURATION   quiet time after a change before reading (default 50ms)
-  --tick DURATION       re-plan this often without changes (default 30s)`;
+  --debounce DURATION   quiet time after a change before reading (default ${AGENT_DEFAULTS.debounce})
+  --tick DURATION       re-plan this often without changes (default ${AGENT_DEFAULTS.tick})`;
 
 export async function runUp(argv: string[]): Promise<number> {
   const cli = parseArgs(argv, HELP, {
@@ -56,8 +58,8 @@ export async function runUp(argv: string[]): Promise<number> {
     stateDir: { type: 'string' },
     fresh: { type: 'boolean', default: false },
     podman: { type: 'string', default: 'podman' },
-    debounce: { type: 'string', default: '50ms' },
-    tick: { type: 'string', default: '30s' },
+    debounce: { type: 'string', default: AGENT_DEFAULTS.debounce },
+    tick: { type: 'string', default: AGENT_DEFAULTS.tick },
   });
   const f = cli.flags;
   const dir = cli.input[0] ?? '.';

@@ -8,7 +8,7 @@
  * - GLOW_E_LOG_JOURNAL   journalctl failed or ended; restarted from the last record read
  * - GLOW_E_LOG_CURSOR    the stored cursor cannot be read, written or used
  */
-import { GlowError } from '../config/errors.js';
+import { GlowError } from '../base/errors.js';
 import type { Verdict } from './backoff.js';
 
 /** A failed delivery: `verdict` says what to do with the batch. */

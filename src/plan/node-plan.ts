@@ -5,7 +5,7 @@
  * Host paths (state directory, unit directory) are not part of the plan: the shell adds them.
  */
 import { createHash } from 'node:crypto';
-import { GlowError } from '../config/errors.js';
+import { GlowError } from '../base/errors.js';
 import { DEFAULTS, serviceKey } from '../config/model.js';
 import type { App, ExposureLimits, Health, Protocol, ProvidedPort, ProxyPolicy, Runtime, Sandbox, ServiceRef, Snapshot } from '../config/model.js';
 import { closest } from '../config/suggest.js';

@@ -14,7 +14,7 @@
  * when the time is up.
  */
 import type { Logger } from 'pino';
-import type { ProxyRoutes } from '../node/routes.js';
+import type { ProxyRoutes } from '../render/routes.js';
 import type { AccessLog } from './access-log.js';
 import { DEFAULT_PANIC_SHARE } from './balancer.js';
 import { CertStore } from './certificates.js';

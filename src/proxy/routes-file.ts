@@ -1,5 +1,5 @@
 /**
- * Reading the routes file that glowd writes (src/node/routes.ts) and turning it into the proxy's frontends.
+ * Reading the routes file that glowd writes (src/render/routes.ts) and turning it into the proxy's frontends.
  *
  * The file is checked in full before anything is applied: a file that does not have the shape of ProxyRoutes
  * version 1 is refused with GLOW_E_PROXY_ROUTES_INVALID and the path of the first bad value, and the running
@@ -12,7 +12,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { HealthCheck, Listener, Upstream, UpstreamGroup } from '../plan/node-plan.js';
-import type { ProxyRoutes, RoutedExposure } from '../node/routes.js';
+import type { ProxyRoutes, RoutedExposure } from '../render/routes.js';
 import type { Balance, ExposureLimits, Protocol } from '../config/model.js';
 import { parseCidr } from '../config/notation.js';
 import type { TlsFiles } from './certificates.js';

@@ -11,7 +11,7 @@ import { lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { CONFIG_CODES } from '../../src/config/errors.js';
+import { CONFIG_CODES } from '../../src/base/codes.js';
 import { loadRepository } from '../../src/config/load.js';
 import { readRepo } from '../../src/config/source.js';
 

@@ -12,7 +12,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { CONFIG_CODES } from '../../src/config/errors.js';
+import { CONFIG_CODES } from '../../src/base/codes.js';
 import { loadRepository } from '../../src/config/load.js';
 import { memorySource } from '../../src/config/source.js';
 

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { eventually, Glowd, GLOW, metricsText, NODE, Repo, sleep } from '../agent/fixture.js';
+import { eventually, Glowd, GLOW, metricsText, NODE, Repo, sleep } from '../systemd/fixture.js';
 import { bootNode, stopAll } from '../harness/systemd-node.js';
 import type { SystemdNode } from '../harness/systemd-node.js';
 import { installPeers, makeCertificates, numbersOf, packGenerator, received, runJob, SINKS, startReceiver, stopReceiver } from './node-fixture.js';

@@ -8,8 +8,8 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { SystemdNode } from '../harness/systemd-node.js';
-import { NODE, sleep } from '../agent/fixture.js';
-import type { Repo } from '../agent/fixture.js';
+import { NODE, sleep } from '../systemd/fixture.js';
+import type { Repo } from '../systemd/fixture.js';
 
 /**
  * The generator: idle until SIGUSR1, then runs the job in /run/gen/job.json — `count` lines `<id> <i>` (at `rate`

@@ -11,6 +11,9 @@
  * refused with 400 and nothing reaching an app; WebSocket over TLS; a DNS-like exchange through a UDP exposure; a
  * TCP exposure; the access log in journald; certificate expiry in /metrics, /status and glow status's exposures.
  */
+import { PROXY_UNIT } from '../../src/base/names.js';
+import { PROXY_ADMIN_SOCKET, routesFile, tlsStorePath } from '../../src/base/paths.js';
+import type { NodePaths } from '../../src/base/paths.js';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -18,11 +21,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { proxyGroupId, writeTlsFile } from '../../src/agent/tls-files.js';
+import { proxyGroupId, writeTlsFile } from '../../src/systemd/tls-files.js';
 import { formatExposures } from '../../src/cli/format-exposures.js';
-import { styleFor } from '../../src/cli/format.js';
-import { tlsStorePath } from '../../src/node/routes.js';
-import { PROXY_ADMIN_SOCKET, PROXY_UNIT, renderUnits, routesFile, type NodeEnv } from '../../src/node/units.js';
+import { styleFor } from '../../src/shell/style.js';
+import { renderUnits } from '../../src/render/units.js';
 import type { HealthCheck, NodePlan } from '../../src/plan/node-plan.js';
 import type { ProxyStatus } from '../../src/proxy/proxy.js';
 import { bootNode, createHub, stopAll, type SystemdNode } from '../harness/systemd-node.js';
@@ -215,8 +217,8 @@ describe('exposures on real nodes', { timeout: 240_000 }, () => {
   let www: Pem;
   let blog: Pem;
   let gid: number;
-  const env: NodeEnv = { stateDir: '/var/lib/glow', glowCommand: [NODE, ENTRY], podman: '/usr/bin/podman' };
-  /** The same delivery glowd does (src/agent/tls-files.ts), into the edge node's state directory. */
+  const env: NodePaths = { stateDir: '/var/lib/glow', glowCommand: [NODE, ENTRY], podman: '/usr/bin/podman' };
+  /** The same delivery glowd does (src/systemd/tls-files.ts), into the edge node's state directory. */
   const deliver = (source: string, pem: string) =>
     writeTlsFile({ ...env, stateDir: `${edge.root}/var/lib/glow` }, `${edge.root}${tlsStorePath(env, source)}`, Buffer.from(pem), gid);
   const sh = (node: SystemdNode, script: string, timeoutMs = 20_000) => node.exec(['bash', '-c', script], { timeoutMs });

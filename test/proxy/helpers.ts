@@ -8,7 +8,7 @@ import { request } from 'node:http';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { HealthCheck, Listener, Upstream, UpstreamGroup } from '../../src/plan/node-plan.js';
-import type { ProxyRoutes, RoutedExposure } from '../../src/node/routes.js';
+import type { ProxyRoutes, RoutedExposure } from '../../src/render/routes.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

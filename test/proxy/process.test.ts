@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import type { ProxyRoutes } from '../../src/node/routes.js';
+import type { ProxyRoutes } from '../../src/render/routes.js';
 import { adminGet, exchange, freePort, group, lineEcho, listener, onStop, routes, sample, stopAll, until, upstream } from './helpers.js';
 
 const ENTRY = fileURLToPath(new URL('./fixtures/glow-proxy.js', import.meta.url));

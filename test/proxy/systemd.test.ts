@@ -1,15 +1,18 @@
 /**
  * The proxy under a real systemd (a node booted by the harness), run by the very unit glowd renders
- * (src/node/units.ts: Type=notify, NotifyAccess=all, DynamicUser, RuntimeDirectory, ExecReload=kill -HUP):
+ * (src/render/units.ts: Type=notify, NotifyAccess=all, DynamicUser, RuntimeDirectory, ExecReload=kill -HUP):
  * `systemctl start` returns once the proxy said READY=1 through systemd-notify, `systemctl reload` changes its
  * listeners in place (same main PID), the admin socket answers root in /run/glow-proxy, and `systemctl stop` ends
  * it cleanly.
  */
+import { PROXY_UNIT } from '../../src/base/names.js';
+import { PROXY_ADMIN_SOCKET, routesFile } from '../../src/base/paths.js';
+import type { NodePaths } from '../../src/base/paths.js';
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { NodePlan } from '../../src/plan/node-plan.js';
-import { PROXY_ADMIN_SOCKET, PROXY_UNIT, renderUnits, routesFile, type NodeEnv } from '../../src/node/units.js';
+import { renderUnits } from '../../src/render/units.js';
 import { bootNode, stopAll, type SystemdNode } from '../harness/systemd-node.js';
 import { group, listener, routes, upstream } from './helpers.js';
 
@@ -41,7 +44,7 @@ describe('glow-proxy.service under systemd', () => {
     await node.execOk(['systemd-sysusers', '-'], { input: 'g glow-tls -\n' });
     node.spawn([NODE, '-e', ECHO, '7001']);
     node.spawn([NODE, '-e', ECHO, '7002']);
-    const env: NodeEnv = { stateDir: '/var/lib/glow', glowCommand: [NODE, ENTRY], podman: '/usr/bin/podman' };
+    const env: NodePaths = { stateDir: '/var/lib/glow', glowCommand: [NODE, ENTRY], podman: '/usr/bin/podman' };
     const plan = { node: 'proxy-a', address: '127.0.0.1', revision: 'test', instances: [], listeners: [], exposures: [], files: [], metricsListen: '127.0.0.1:9464', stopGraceMs: 1000 } as unknown as NodePlan;
     const unit = renderUnits(plan, env).files.get(PROXY_UNIT)!;
     assert.match(unit, /Type=notify/);

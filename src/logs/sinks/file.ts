@@ -8,7 +8,7 @@
 import { mkdir, open, stat } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { GlowError } from '../../config/errors.js';
+import { GlowError } from '../../base/errors.js';
 import { jsonLine } from '../encode.js';
 import { SendError } from '../errors.js';
 import type { LogRecord } from '../record.js';

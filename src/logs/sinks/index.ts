@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { createSecureContext } from 'node:tls';
 import type { SecureContext } from 'node:tls';
-import { GlowError } from '../../config/errors.js';
+import { GlowError } from '../../base/errors.js';
 import type { FileRef, Sink } from '../../config/model.js';
 import { parseSinkUrl } from '../../config/sinks.js';
 import { FileSink } from './file.js';

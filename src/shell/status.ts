@@ -1,0 +1,51 @@
+/**
+ * The status of a node as `glow status` shows it, the same shape for glowd and the developer box: the revision
+ * applied, the errors of the repository and of the last pass, the proxy, every instance, the log sinks.
+ */
+import type { SinkStatus } from '../logs/forwarder.js';
+import type { FrontendStatus } from '../proxy/proxy.js';
+
+export interface ProblemReport {
+  readonly code: string;
+  readonly message: string;
+  readonly unit?: string;
+  readonly file?: string;
+  readonly line?: number;
+  readonly col?: number;
+  readonly at: string;
+}
+
+export interface InstanceStatus {
+  readonly unit: string;
+  readonly app: string;
+  readonly instance: number;
+  readonly version: string | undefined;
+  readonly activeState: string;
+  readonly subState: string;
+  readonly mainPid: number;
+  /** ISO time of the last state change. */
+  readonly since: string | undefined;
+  readonly desired: boolean;
+  readonly stopAt?: string;
+}
+
+export interface AgentStatus {
+  readonly node: string;
+  readonly repo: string;
+  /** The revision applied (the last good one), and when it was first applied. */
+  readonly revision: string | undefined;
+  readonly appliedAt: string | undefined;
+  /** The revision last read, good or not. */
+  readonly loadedRevision: string | undefined;
+  readonly loadedAt: string | undefined;
+  /** Errors of the repository as last read (it is not applied while there are any). */
+  readonly configErrors: readonly ProblemReport[];
+  /** Errors of the last reconcile (a unit that failed to start, an artifact refused, …). */
+  readonly applyErrors: readonly ProblemReport[];
+  /** The proxy's unit state, and (read from its admin socket by the control server) its listeners. */
+  readonly proxy: { readonly activeState: string; readonly since: string | undefined; readonly frontends?: readonly FrontendStatus[] } | undefined;
+  readonly instances: readonly InstanceStatus[];
+  /** The log sinks of the applied revision: state, last error, lag (src/logs/). */
+  readonly sinks: readonly SinkStatus[];
+}
+
