@@ -26,5 +26,6 @@ if [ -n "$missing" ]; then
 fi
 
 npm ci --no-audit --no-fund --loglevel=error
+rm -rf dist   # a file moved in src/ must not leave its old build behind to be tested
 npm run build --silent
 npm test
