@@ -13,6 +13,7 @@
  * Defaults: TLS 1.2 and 1.3 only; for TLS 1.2 only ECDHE with AES-GCM or ChaCha20-Poly1305 (Mozilla's
  * "intermediate" profile), the client's preference among them.
  */
+import { PROXY_EVENTS } from './log-events.js';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { createSecureContext, type SecureContext } from 'node:tls';
@@ -64,7 +65,7 @@ export class CertEntry {
       if (why !== this.error) {
         this.error = why;
         this.stamp = '';
-        log.error({ code: 'GLOW_E_PROXY_TLS', cert: this.files.cert, key: this.files.key, err: why, serving: this.context ? 'the previous certificate' : 'nothing' }, 'certificate cannot be loaded');
+        log.error({ event: PROXY_EVENTS.certificateFailed, code: 'GLOW_E_PROXY_TLS', cert: this.files.cert, key: this.files.key, err: why, serving: this.context ? 'the previous certificate' : 'nothing' }, 'certificate cannot be loaded');
       }
       return false;
     }
@@ -80,11 +81,11 @@ export class CertEntry {
       this.fingerprint = loaded.cert.fingerprint256;
       this.loadedAtMs = Date.now();
       this.error = null;
-      log.info({ cert: this.files.cert, subject: this.subject, notAfter: new Date(this.notAfterMs).toISOString(), fingerprint: this.fingerprint }, first ? 'certificate loaded' : 'certificate reloaded');
+      log.info({ event: PROXY_EVENTS.certificateLoaded, cert: this.files.cert, subject: this.subject, notAfter: new Date(this.notAfterMs).toISOString(), fingerprint: this.fingerprint }, first ? 'certificate loaded' : 'certificate reloaded');
       return true;
     } catch (e) {
       this.error = (e as Error).message;
-      log.error({ code: 'GLOW_E_PROXY_TLS', cert: this.files.cert, key: this.files.key, err: this.error, serving: this.context ? 'the previous certificate' : 'nothing' }, 'certificate cannot be loaded');
+      log.error({ event: PROXY_EVENTS.certificateFailed, code: 'GLOW_E_PROXY_TLS', cert: this.files.cert, key: this.files.key, err: this.error, serving: this.context ? 'the previous certificate' : 'nothing' }, 'certificate cannot be loaded');
       return false;
     }
   }

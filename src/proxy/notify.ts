@@ -4,6 +4,7 @@
  * that is why the unit says NotifyAccess=all, and why `--pid` names this process as the main PID. Without
  * NOTIFY_SOCKET (a terminal, a test) nothing is sent.
  */
+import { PROXY_EVENTS } from './log-events.js';
 import { spawn } from 'node:child_process';
 import type { Logger } from 'pino';
 
@@ -19,11 +20,11 @@ export function sdNotify(log: Logger, fields: { ready?: boolean; stopping?: bool
     let err = '';
     child.stderr.on('data', (b: Buffer) => (err += b.toString()));
     child.on('error', (e) => {
-      log.warn({ err: e.message }, 'systemd-notify could not run');
+      log.warn({ event: PROXY_EVENTS.notifyFailed, err: e.message }, 'systemd-notify could not run');
       resolve();
     });
     child.on('close', (code) => {
-      if (code !== 0) log.warn({ code, err: err.trim() }, 'systemd-notify failed');
+      if (code !== 0) log.warn({ event: PROXY_EVENTS.notifyFailed, code, err: err.trim() }, 'systemd-notify failed');
       resolve();
     });
   });

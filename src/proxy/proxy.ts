@@ -13,6 +13,7 @@
  * stay. Reloads run one at a time. `stop(drainMs)` stops accepting everywhere, drains, and ends what is left
  * when the time is up.
  */
+import { PROXY_EVENTS } from './log-events.js';
 import type { Logger } from 'pino';
 import type { ProxyRoutes } from '../render/routes.js';
 import type { AccessLog } from './access-log.js';
@@ -113,12 +114,12 @@ export class Proxy {
         routes = readRoutesFile(file);
       } catch (e) {
         this.metrics.reloadsFailed += 1;
-        this.log.error({ file, code: (e as { code?: string }).code, err: (e as Error).message }, 'routes file refused; the routes in force stay');
+        this.log.error({ event: PROXY_EVENTS.routesRefused, file, code: (e as { code?: string }).code, err: (e as Error).message }, 'routes file refused; the routes in force stay');
         return false;
       }
       const r = await this.applyNow(routes);
       this.metrics.reloadsOk += 1;
-      this.log.info({ file, opened: r.opened, closed: r.closed, kept: r.kept.length, failed: r.failed }, 'routes reloaded');
+      this.log.info({ event: PROXY_EVENTS.routesReloaded, file, opened: r.opened, closed: r.closed, kept: r.kept.length, failed: r.failed }, 'routes reloaded');
       return true;
     });
     this.chain = run.catch(() => {});
@@ -169,7 +170,7 @@ export class Proxy {
     for (const f of binding) {
       if (f.bound) continue;
       result.failed.push({ key: f.key, error: f.error ?? 'unknown' });
-      this.log.error({ frontend: f.key, code: 'GLOW_E_PROXY_BIND', err: f.error }, 'listener could not bind; retrying');
+      this.log.error({ event: PROXY_EVENTS.listenerBindFailed, frontend: f.key, code: 'GLOW_E_PROXY_BIND', err: f.error }, 'listener could not bind; retrying');
     }
     const old = this.routes;
     this.routes = all;
@@ -217,7 +218,7 @@ export class Proxy {
         if (this.stopped) return;
         const unbound = [...this.frontends.values()].filter((f) => !f.bound);
         await Promise.all(unbound.map((f) => f.listen()));
-        for (const f of unbound) if (f.bound) this.log.info({ frontend: f.key }, 'listener bound');
+        for (const f of unbound) if (f.bound) this.log.info({ event: PROXY_EVENTS.listenerBound, frontend: f.key }, 'listener bound');
         this.scheduleBindRetry();
       });
       this.chain = run.catch(() => {});

@@ -10,6 +10,7 @@
  * disk serves the next handshake; connections already open keep theirs. A failed or slow (10 s) handshake is
  * counted and closed; it never reaches a session.
  */
+import { PROXY_EVENTS } from './log-events.js';
 import { createServer, type Server, type Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import type { Logger } from 'pino';
@@ -103,7 +104,7 @@ export class TcpFrontend implements RouteSource {
       server.once('error', onError);
       server.listen({ host: this.spec.bind, port: this.spec.port, backlog: 4096 }, () => {
         server.removeListener('error', onError);
-        server.on('error', (e: Error) => this.log.warn({ frontend: this.key, err: e.message }, 'listener error'));
+        server.on('error', (e: Error) => this.log.warn({ event: PROXY_EVENTS.listenerError, frontend: this.key, err: e.message }, 'listener error'));
         this.server = server;
         this.bound = true;
         this.error = null;

@@ -6,6 +6,7 @@
  * by active checks) while another one is. The first datagrams of a session wait (up to 64) while its socket
  * connects; a datagram that has no upstream is dropped and counted as refused.
  */
+import { PROXY_EVENTS } from './log-events.js';
 import { createSocket, type RemoteInfo, type Socket as DgramSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { Logger } from 'pino';
@@ -80,7 +81,7 @@ export class UdpFrontend {
       s.on('message', (msg: Buffer, rinfo: RemoteInfo) => this.fromClient(msg, rinfo));
       s.bind({ address: this.spec.bind, port: this.spec.port }, () => {
         s.removeListener('error', onError);
-        s.on('error', (e: Error) => this.log.warn({ frontend: this.key, err: e.message }, 'udp listener error'));
+        s.on('error', (e: Error) => this.log.warn({ event: PROXY_EVENTS.listenerError, frontend: this.key, err: e.message }, 'udp listener error'));
         this.socket = s;
         this.bound = true;
         this.error = null;

@@ -8,6 +8,7 @@
  * upstream that stays keeps its health, ejections and checks; one that leaves stops its checks and closes its
  * idle connections (connections in use drain with their clients).
  */
+import { PROXY_EVENTS } from './log-events.js';
 import type { Logger } from 'pino';
 import type { HealthCheck, Upstream, UpstreamGroup } from '../plan/node-plan.js';
 import type { BalancerTarget, Rotation } from './balancer.js';
@@ -128,7 +129,7 @@ export class UpstreamRegistry {
     const t = now();
     const ms = u.health.failure(t, () => group.mayEject(t));
     if (ms > 0) {
-      this.log.warn({ service: u.service, upstream: u.address, node: u.node || undefined, ejectedMs: ms, reason }, 'upstream ejected after consecutive failures');
+      this.log.warn({ event: PROXY_EVENTS.upstreamEjected, service: u.service, upstream: u.address, node: u.node || undefined, ejectedMs: ms, reason }, 'upstream ejected after consecutive failures');
       this.hooks.onEjected?.(u, ms);
     }
   }
@@ -176,8 +177,8 @@ export class UpstreamRegistry {
     const reason = await probe({ host: s.host, port: c.port ?? s.port, ...(c.type === 'http' ? { path: c.path ?? '/' } : {}), timeoutMs: c.timeoutMs });
     if (s.retired) return;
     const change = s.health.check(reason === null, c.rise, c.fall, reason);
-    if (change === 'down') this.log.warn({ service: s.service, upstream: s.address, node: s.node || undefined, reason }, 'upstream down by active checks');
-    if (change === 'up') this.log.info({ service: s.service, upstream: s.address, node: s.node || undefined }, 'upstream up by active checks');
+    if (change === 'down') this.log.warn({ event: PROXY_EVENTS.upstreamDown, service: s.service, upstream: s.address, node: s.node || undefined, reason }, 'upstream down by active checks');
+    if (change === 'up') this.log.info({ event: PROXY_EVENTS.upstreamUp, service: s.service, upstream: s.address, node: s.node || undefined }, 'upstream up by active checks');
     this.schedule(s, c.intervalMs);
   }
 }
