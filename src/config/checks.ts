@@ -1,7 +1,7 @@
 /**
- * Checks of the repository as a whole: references between files, instance numbers, fallbacks, config sources,
- * and what would collide on one node. Each check reads the normalised entities and reports positioned errors;
- * none of them stops the others, so one pass reports everything.
+ * Checks of the repository as a whole: references between files, instance numbers, fallbacks, config sources and
+ * certificates (what would collide on one node is src/config/node-checks.ts). Each check reads the normalised
+ * entities and reports positioned errors; none of them stops the others, so one pass reports everything.
  */
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { posix } from 'node:path';
@@ -26,7 +26,8 @@ export interface Repo {
   readonly nodes: ReadonlyMap<string, Node>;
 }
 
-const fam = (p: Protocol) => (p === 'udp' ? 'udp' : 'tcp');
+/** The port family a protocol binds: http is tcp. */
+export const fam = (p: Protocol): 'udp' | 'tcp' => (p === 'udp' ? 'udp' : 'tcp');
 
 function didYouMean(word: string, names: Iterable<string>): string {
   const near = closest(word, names);
@@ -68,7 +69,7 @@ function resolveService(
 }
 
 /** Where in an app's YAML a part of requires[i] is, for the short and the long form. */
-function requirePath(file: YamlFile, i: number, part: 'service' | 'port' | 'fallback', j?: number): Path {
+export function requirePath(file: Pick<YamlFile, 'value'>, i: number, part: 'service' | 'port' | 'fallback', j?: number): Path {
   const raw = (file.value as { requires?: unknown[] }).requires?.[i];
   if (typeof raw === 'string') return ['requires', i];
   if (part === 'fallback' && j !== undefined && Array.isArray((raw as { fallback?: unknown }).fallback)) {
@@ -79,7 +80,7 @@ function requirePath(file: YamlFile, i: number, part: 'service' | 'port' | 'fall
 }
 
 /** The proxy settings a listener gets, unset fields from glow.yaml `proxy`, as a string to compare. */
-function policyKey(r: ProxyPolicy, defaults: ProxyPolicy): string {
+export function policyKey(r: ProxyPolicy, defaults: ProxyPolicy): string {
   return JSON.stringify([r.balance ?? defaults.balance, r.connectTimeoutMs ?? defaults.connectTimeoutMs, r.idleTimeoutMs ?? defaults.idleTimeoutMs, r.retries ?? defaults.retries]);
 }
 
@@ -443,163 +444,7 @@ export function checkConfigFiles(repo: Repo, errors: ConfigError[]): Set<string>
   return used;
 }
 
-/** What binds a port on a node, for messages. */
-interface Binder {
-  readonly what: string;
-  readonly file: Pick<YamlFile, 'file'>;
-  readonly path: Path;
-  /** For local listeners: the service and fallback the port leads to. */
-  readonly target?: string;
-  readonly policy?: string;
-  /** For exposures: HTTP routes (host + path), when it is http. */
-  readonly routes?: readonly string[];
-  /** For exposures: whether the port terminates TLS (all of a port's exposures do, or none). */
-  readonly tls?: boolean;
-  readonly kind: 'instance' | 'listener' | 'exposure' | 'metrics';
-}
-
-/**
- * Per node: instances binding the same port, local ports mapped to different services or equal to a bound port,
- * exposures sharing a port (allowed only for http with distinct hosts).
- */
-export function checkNodes(
-  repo: Repo,
-  instances: readonly Instance[],
-  exposures: readonly Exposure[],
-  fallbacks: ReadonlyMap<string, readonly ServiceRef[]>,
-  errors: ConfigError[],
-  proxyDefaults: ProxyPolicy = {},
-  metricsListen?: string,
-): void {
-  const metricsPort = metricsListen === undefined ? undefined : Number(metricsListen.slice(metricsListen.lastIndexOf(':') + 1));
-  const byNode = new Map<string, Instance[]>();
-  for (const inst of instances) {
-    let list = byNode.get(inst.node);
-    if (!list) byNode.set(inst.node, (list = []));
-    list.push(inst);
-  }
-  const exposuresByNode = new Map<string, Exposure[]>();
-  for (const e of exposures) {
-    for (const n of e.nodes) {
-      let list = exposuresByNode.get(n);
-      if (!list) exposuresByNode.set(n, (list = []));
-      list.push(e);
-    }
-  }
-  const seen = new Set<string>();
-  const push = (e: ConfigError) => {
-    const key = `${e.toString()}`;
-    if (!seen.has(key)) {
-      seen.add(key);
-      errors.push(e);
-    }
-  };
-  const nodeNames = new Set([...byNode.keys(), ...exposuresByNode.keys()]);
-  for (const node of [...nodeNames].sort()) {
-    const bound = new Map<string, Binder>();
-    const key = (proto: Protocol, port: number) => `${fam(proto)}/${port}`;
-    // 0. Every node serves its metrics (glowd) on one port.
-    if (metricsPort !== undefined) {
-      bound.set(key('tcp', metricsPort), { what: `the metrics endpoint (${metricsListen})`, file: { file: 'glow.yaml' }, path: [], kind: 'metrics' });
-    }
-    // 1. Provided ports of the instances on this node.
-    for (const inst of byNode.get(node) ?? []) {
-      const app = repo.apps.get(inst.app)!;
-      const dfile = repo.yaml.get(inst.file)!;
-      for (const p of app.provides) {
-        const k = key(p.protocol, p.port);
-        const prev = bound.get(k);
-        const me = `${inst.app} #${inst.instance}`;
-        if (prev) {
-          const sameApp = prev.what.startsWith(`${inst.app} #`);
-          if (sameApp) {
-            // Every port of the app clashes: one error for the instance, not one per port.
-            const ports = app.provides.map((q) => q.port);
-            push(
-              dfile.error(
-                'GLOW_E_PORT_CONFLICT',
-                ['node'],
-                `${me} and ${prev.what} would both run on ${node} and bind port${ports.length > 1 ? 's' : ''} ${ports.join(', ')}; put each instance of \`${inst.app}\` on its own node`,
-              ),
-            );
-            break;
-          }
-          push(
-            dfile.error('GLOW_E_PORT_CONFLICT', ['node'], `${me} would bind port ${p.port}/${fam(p.protocol)} on ${node}, which ${prev.what} (${prev.file.file}) binds too`),
-          );
-          continue;
-        }
-        bound.set(k, { what: me, file: dfile, path: ['node'], kind: 'instance' });
-      }
-    }
-    // 2. Exposures served by this node (and the plain ports of their redirect_http).
-    for (const e of exposuresByNode.get(node) ?? []) {
-      const efile = repo.yaml.get(e.file)!;
-      const routes = e.protocol === 'http' ? (e.hosts.length ? e.hosts : ['*']).map((h) => `${h}${e.path ?? '/'}`) : undefined;
-      const binds: { port: number; tls: boolean; at: Path; what: string }[] = [{ port: e.port, tls: e.tls !== undefined, at: ['port'], what: `exposure \`${e.name}\`` }];
-      if (e.redirectHttp !== undefined) binds.push({ port: e.redirectHttp, tls: false, at: ['redirect_http'], what: `the redirect_http of exposure \`${e.name}\`` });
-      for (const b of binds) {
-        const k = key(e.protocol, b.port);
-        const prev = bound.get(k);
-        if (prev) {
-          if (prev.kind === 'exposure' && prev.routes && routes) {
-            if (prev.tls !== b.tls) {
-              const [withTls, without] = b.tls ? [b.what, prev.what] : [prev.what, b.what];
-              push(efile.error('GLOW_E_EXPOSURE_CONFLICT', b.at, `port ${b.port} on ${node} would terminate TLS for ${withTls} but not for ${without}; the exposures of one port all terminate TLS or none does`));
-              continue;
-            }
-            const clash = routes.find((r) => prev.routes!.includes(r));
-            if (!clash) {
-              bound.set(k, { ...prev, routes: [...prev.routes, ...routes] });
-              continue;
-            }
-            const at = b.at[0] === 'port' && e.hosts.length ? ['host'] : b.at;
-            push(efile.error('GLOW_E_EXPOSURE_CONFLICT', at, `${prev.what} already serves ${clash === '*/' ? 'every host' : `\`${clash}\``} on port ${b.port} of ${node}; give this exposure a distinct \`host\``));
-            continue;
-          }
-          const why = prev.kind === 'exposure' ? 'two exposures share a port only when both are http with distinct hosts' : 'expose it on another port';
-          push(efile.error('GLOW_E_EXPOSURE_CONFLICT', b.at, `port ${b.port} on ${node} is already bound by ${prev.what} (${prev.file.file}); ${why}`));
-          continue;
-        }
-        bound.set(k, { what: b.what, file: efile, path: b.at, kind: 'exposure', tls: b.tls, ...(routes ? { routes } : {}) });
-      }
-    }
-    // 3. Local listeners of the requires of every app with an instance here.
-    const apps = [...new Set((byNode.get(node) ?? []).map((i) => i.app))].sort();
-    for (const name of apps) {
-      const app = repo.apps.get(name)!;
-      const afile = repo.yaml.get(app.file)!;
-      app.requires.forEach((r, i) => {
-        const proto = protocolOf(repo, r.service);
-        if (!proto) return;
-        const k = key(proto, r.local);
-        const chain = fallbacks.get(serviceKey(r.service)) ?? [];
-        const target = [serviceKey(r.service), ...chain.map(serviceKey)].join(' → ');
-        const policy = policyKey(r, proxyDefaults);
-        const at = requirePath(afile, i, 'port');
-        const prev = bound.get(k);
-        if (!prev) {
-          bound.set(k, { what: `\`${name}\`'s requires`, file: afile, path: at, kind: 'listener', target, policy });
-          return;
-        }
-        if (prev.kind === 'listener') {
-          if (prev.file === afile) return; // within one app: reported by checkRequires
-          if (prev.target !== target) {
-            push(afile.error('GLOW_E_LOCAL_PORT_CONFLICT', at, `local port ${r.local} on ${node} leads to \`${target}\` here but to \`${prev.target}\` in ${prev.file.file}; use another local port`));
-          } else if (prev.policy !== policy) {
-            push(afile.error('GLOW_E_LOCAL_PORT_CONFLICT', at, `local port ${r.local} on ${node} leads to \`${target}\` here and in ${prev.file.file}, but with different proxy settings (balance, timeouts, retries); make them the same`));
-          }
-          return;
-        }
-        if (prev.kind === 'exposure' && repo.nodes.get(node)?.bind) return; // the exposure binds one address, not loopback
-        const own = r.local === r.service.port ? ` (without \`-> local port\`, a required service listens on its own port; write \`${serviceKey(r.service)} -> <free port>\`)` : '';
-        push(afile.error('GLOW_E_LOCAL_PORT_TAKEN', at, `local port ${r.local} on ${node} is already bound by ${prev.what} (${prev.file.file}); choose a free local port${own}`));
-      });
-    }
-  }
-}
-
-function protocolOf(repo: Repo, ref: ServiceRef): Protocol | undefined {
+export function protocolOf(repo: Pick<Repo, 'apps' | 'externals'>, ref: ServiceRef): Protocol | undefined {
   return (
     repo.apps.get(ref.name)?.provides.find((p) => p.port === ref.port)?.protocol ??
     repo.externals.get(ref.name)?.ports.find((p) => p.port === ref.port)?.protocol

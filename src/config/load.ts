@@ -7,9 +7,10 @@
  * tell "nothing changed" without comparing anything else.
  */
 import { createHash } from 'node:crypto';
-import { assignInstances, checkConfigFiles, checkFallbacks, checkNodes, checkRequires, resolveExposures } from './checks.js';
+import { assignInstances, checkConfigFiles, checkFallbacks, checkRequires, resolveExposures } from './checks.js';
 import type { Repo } from './checks.js';
 import { ConfigError, sortErrors } from './errors.js';
+import { checkNodes } from './node-checks.js';
 import type { App, Deployment, External, Node, Snapshot } from './model.js';
 import {
   normalizeApp,
@@ -210,7 +211,20 @@ export function loadRepository(source: RepoSource): LoadResult {
     if (e.tls) for (const ref of [e.tls.cert, e.tls.key]) if ('repo' in ref) usedFiles.add(ref.repo);
   }
   for (const p of checkSinkFiles(settingsFile, entries, errors)) usedFiles.add(p);
-  checkNodes(repo, instances, exposures, fallbacks, errors, settings.proxy, settingsKnown ? settings.metricsListen : undefined);
+  checkNodes(
+    {
+      yaml: (f) => yaml.get(f)!,
+      apps,
+      externals,
+      nodes,
+      instances,
+      exposures,
+      fallbacks,
+      proxyDefaults: settings.proxy,
+      ...(settingsKnown ? { metricsListen: settings.metricsListen } : {}),
+    },
+    errors,
+  );
   if (errors.length > 0) return fail();
 
   const files = new Map<string, Uint8Array>();

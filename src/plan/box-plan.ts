@@ -19,8 +19,7 @@
  */
 import { GlowError } from '../base/errors.js';
 import type { ConfigError } from '../config/errors.js';
-import { checkNodes } from '../config/checks.js';
-import type { Repo } from '../config/checks.js';
+import { checkNodes } from '../config/node-checks.js';
 import type { Exposure, Instance, Node, Snapshot } from '../config/model.js';
 import type { RepoSource } from '../config/source.js';
 import { closest } from '../config/suggest.js';
@@ -159,20 +158,23 @@ function boxConflicts(snapshot: Snapshot, derived: Snapshot, source: RepoSource 
   for (const e of source?.entries ?? []) if (e.bytes) bytes.set(e.path, e.bytes);
   // Without the bytes, a stand-in with the shape the checks read (`requires` entries in the long form).
   const shape = new Map([...snapshot.apps.values()].map((a) => [a.file, { requires: a.requires.map(() => ({})), config: a.config.length > 1 ? [] : {} }]));
-  const yaml = new LazyYaml(bytes, (file) => shape.get(file) ?? {});
-  const repo: Repo = {
-    yaml,
-    entries: new Map(),
-    appNames: new Set(snapshot.apps.keys()),
-    externalNames: new Set(snapshot.externals.keys()),
-    nodeNames: new Set([DEV_NODE]),
-    apps: snapshot.apps,
-    externals: snapshot.externals,
-    // No `bind`: on the box exposures bind 127.0.0.1, the address of every loopback listener too.
-    nodes: new Map([[DEV_NODE, { name: DEV_NODE, file: '(glow up)', address: DEV_ADDRESS, tags: [] }]]),
-  };
+  const yaml = lazyYaml(bytes, (file) => shape.get(file) ?? {});
   const errors: ConfigError[] = [];
-  checkNodes(repo, derived.instances, [...derived.exposures.values()], snapshot.fallbacks, errors, snapshot.settings.proxy, derived.settings.metricsListen);
+  checkNodes(
+    {
+      yaml,
+      apps: snapshot.apps,
+      externals: snapshot.externals,
+      // No `bind`: on the box exposures bind 127.0.0.1, the address of every loopback listener too.
+      nodes: new Map([[DEV_NODE, { name: DEV_NODE, file: '(glow up)', address: DEV_ADDRESS, tags: [] }]]),
+      instances: derived.instances,
+      exposures: [...derived.exposures.values()],
+      fallbacks: snapshot.fallbacks,
+      proxyDefaults: snapshot.settings.proxy,
+      metricsListen: derived.settings.metricsListen,
+    },
+    errors,
+  );
 
   const paths = new Map<string, { app: string; source: string; content: Uint8Array }>();
   for (const inst of derived.instances) {
@@ -183,11 +185,9 @@ function boxConflicts(snapshot: Snapshot, derived: Snapshot, source: RepoSource 
       if (!prev) {
         paths.set(c.path, { app: app.name, source: c.source, content });
       } else if (prev.app !== app.name && !Buffer.from(prev.content).equals(content)) {
-        const at = app.config.length > 1 || Array.isArray((yaml.get(app.file).value as { config?: unknown }).config) ? ['config', i, 'path'] : ['config', 'path'];
+        const at = app.config.length > 1 || Array.isArray((yaml(app.file).value as { config?: unknown }).config) ? ['config', i, 'path'] : ['config', 'path'];
         errors.push(
-          yaml
-            .get(app.file)
-            .error(
+          yaml(app.file).error(
               'GLOW_E_CONFIG_PATH_CONFLICT',
               at,
               `\`${c.path}\` is also the config path of \`${prev.app}\` (${prev.source}), with other content; on a node each app sees its own file there, but the dev box has one file system: run one of them with \`glow up --node\`, or give one file another path`,
@@ -200,25 +200,17 @@ function boxConflicts(snapshot: Snapshot, derived: Snapshot, source: RepoSource 
 }
 
 /** The repository's YAML files, parsed when a check first asks for one (positions for errors, `requires` forms). */
-class LazyYaml extends Map<string, YamlFile> {
-  readonly #bytes: ReadonlyMap<string, Uint8Array>;
-  readonly #shape: (file: string) => unknown;
-  constructor(bytes: ReadonlyMap<string, Uint8Array>, shape: (file: string) => unknown) {
-    super();
-    this.#bytes = bytes;
-    this.#shape = shape;
-  }
-  override get(file: string): YamlFile {
-    let y = super.get(file);
+/** The YAML files of the repository, parsed again from their bytes only when an error must point into one. */
+function lazyYaml(bytes: ReadonlyMap<string, Uint8Array>, shape: (file: string) => unknown): (file: string) => YamlFile {
+  const parsed = new Map<string, YamlFile>();
+  return (file) => {
+    let y = parsed.get(file);
     if (!y) {
-      const b = this.#bytes.get(file);
-      const parsed = b ? parseYamlFile(file, b) : undefined;
-      y = parsed?.ok ? parsed.file : new YamlFile(file, '', this.#shape(file));
-      super.set(file, y);
+      const b = bytes.get(file);
+      const r = b ? parseYamlFile(file, b) : undefined;
+      y = r?.ok ? r.file : new YamlFile(file, '', shape(file));
+      parsed.set(file, y);
     }
     return y;
-  }
-  override has(): boolean {
-    return true;
-  }
+  };
 }
