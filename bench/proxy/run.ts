@@ -6,7 +6,7 @@
  * Needs (Debian): nginx, haproxy, wrk, iperf3, util-linux (taskset, prlimit); run as root (it raises its own
  * open-files limit for the idle-connection figure).
  *
- * Layout, as in shared/notes/proxy-performance.md: the upstream (nginx answering `ok`, one worker) and the load
+ * Layout: the upstream (nginx answering `ok`, one worker) and the load
  * generators (wrk, iperf3) are pinned to CPU 0; each proxy runs alone on CPU 1 (one HAProxy thread, one Node
  * process). `node-pipe` is the floor of any Node proxy here (`net` + `pipe()`, nothing else). The `-x2` targets are
  * the cluster experiment: two Node workers sharing the sockets, on CPUs 0–1.

@@ -9,7 +9,7 @@
  * proxy's lines (its access log; unit `glow-proxy.service`, without GLOW_* fields) join as a second match
  * group, ORed with `+`: `GLOW_NODE=n + _SYSTEMD_UNIT=glow-proxy.service [SYSLOG_IDENTIFIER=…]`.
  *
- * Traps of journalctl 252 that the arguments avoid (shared/notes/real-systemd.md): `--follow` alone prints only
+ * Traps of journalctl 252 (measured on Debian 12) that the arguments avoid: `--follow` alone prints only
  * the last 10 lines, so `--no-tail` is always given; `--cursor-file` is never written under `--follow`, so the
  * cursor is read from each entry and passed back as `--after-cursor`; fields over 4096 bytes print as `null`
  * without `--all`. The same match is used on every restart, as a cursor is only meaningful with its filter.
