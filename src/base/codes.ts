@@ -113,6 +113,12 @@ export const CONTROL_CODES = {
   GLOW_E_CONTROL_TIMEOUT: 'the control socket did not answer in time',
 } as const;
 
+/** The command line itself. */
+export const CLI_CODES = {
+  GLOW_E_USAGE: 'a command was given a flag or argument it does not take, or a flag without its value',
+  GLOW_E_INTERNAL: 'an error Glow did not expect: a bug (the stack trace says where; please report it)',
+} as const;
+
 export const CODES = {
   ...CONFIG_CODES,
   ...PROXY_CODES,
@@ -121,6 +127,7 @@ export const CODES = {
   ...AGENT_CODES,
   ...BOX_CODES,
   ...CONTROL_CODES,
+  ...CLI_CODES,
 } as const;
 
 /** The areas, for docs/errors.md's sections. */
@@ -132,6 +139,7 @@ export const AREAS = {
   agent: AGENT_CODES,
   box: BOX_CODES,
   control: CONTROL_CODES,
+  cli: CLI_CODES,
 } as const;
 
 export type ConfigCode = keyof typeof CONFIG_CODES;

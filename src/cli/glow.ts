@@ -3,6 +3,8 @@
  * `glow`: the command line. Each command is a small module; this file only dispatches.
  */
 import { GlowError } from '../base/errors.js';
+import { closest } from '../config/suggest.js';
+import { reportFailure, version } from './failure.js';
 import { runAgent } from './agent.js';
 import { runCheck } from './check.js';
 import { runDev } from './dev.js';
@@ -35,19 +37,19 @@ const COMMANDS: Record<string, Command> = { check: runCheck, plan: runPlan, stat
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    // `glow help check` is `glow check --help`.
+    if (name === 'help' && rest[0] !== undefined) return main([rest[0], '--help']);
     process.stdout.write(`${HELP}\n`);
     return name === undefined ? 2 : 0;
   }
-  if (name === '--version') {
-    const { createRequire } = await import('node:module');
-    const pkg = createRequire(import.meta.url)('../../../package.json') as { version: string };
-    process.stdout.write(`${pkg.version}\n`);
+  if (name === '--version' || name === '-v') {
+    process.stdout.write(`${version()}\n`);
     return 0;
   }
   const command = COMMANDS[name];
   if (!command) {
-    process.stderr.write(`glow: unknown command \`${name}\`\n\n${HELP}\n`);
-    return 2;
+    const near = closest(name, Object.keys(COMMANDS));
+    throw new GlowError('GLOW_E_USAGE', `unknown command \`${name}\`${near ? `; did you mean \`glow ${near}\`?` : ''} (see \`glow --help\`)`);
   }
   return command(rest);
 }
@@ -55,13 +57,12 @@ async function main(argv: string[]): Promise<number> {
 // `glow check | head`, a closed terminal: never a crash (src/cli/stdio.ts).
 guardStdio();
 
-main(process.argv.slice(2)).then(
+const argv = process.argv.slice(2);
+main(argv).then(
   (code) => {
     process.exitCode = code;
   },
   (e: unknown) => {
-    if (e instanceof GlowError) process.stderr.write(`glow: ${e.code} ${e.message}\n`);
-    else process.stderr.write(`glow: ${(e as Error)?.stack ?? String(e)}\n`);
-    process.exitCode = e instanceof GlowError ? 1 : 70;
+    process.exitCode = reportFailure('glow', e, argv.includes('--json'));
   },
 );

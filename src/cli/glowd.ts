@@ -1,10 +1,13 @@
 #!/usr/bin/env node
 /** `glowd`: the node agent (the same as `glow agent`). */
-import { GlowError } from '../base/errors.js';
 import { runAgent } from './agent.js';
+import { reportFailure, version } from './failure.js';
 
-runAgent(process.argv.slice(2)).catch((e: unknown) => {
-  if (e instanceof GlowError) process.stderr.write(`glowd: ${e.code} ${e.message}\n`);
-  else process.stderr.write(`glowd: ${(e as Error)?.stack ?? String(e)}\n`);
-  process.exit(1);
-});
+const argv = process.argv.slice(2);
+if (argv[0] === '--version' || argv[0] === '-v') {
+  process.stdout.write(`${version()}\n`);
+} else {
+  runAgent(argv).catch((e: unknown) => {
+    process.exit(reportFailure('glowd', e, false));
+  });
+}

@@ -11,8 +11,13 @@ export interface Style {
   green(s: string): string;
 }
 
+/** Colour on a terminal only, and not with NO_COLOR or a terminal that says it has none (TERM=dumb). */
+export function colourFor(stream: { readonly isTTY?: boolean }): boolean {
+  return Boolean(stream.isTTY) && !process.env.NO_COLOR && process.env.TERM !== 'dumb';
+}
+
 export function styleFor(stream: NodeJS.WriteStream): Style {
-  const on = Boolean(stream.isTTY) && !process.env.NO_COLOR;
+  const on = colourFor(stream);
   const wrap = (a: number, b: number) => (s: string) => (on ? `\x1b[${a}m${s}\x1b[${b}m` : s);
   return { red: wrap(31, 39), bold: wrap(1, 22), dim: wrap(2, 22), green: wrap(32, 39) };
 }

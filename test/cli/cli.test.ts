@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -83,6 +83,69 @@ describe('glow check', () => {
     const r = glow('check', EXAMPLE, '--jsn');
     assert.notEqual(r.status, 0);
     assert.match(r.stderr, /jsn/);
+  });
+});
+
+describe('command-line conventions', () => {
+  test('an unknown flag: glow COMMAND: the flag, the nearest known one and where the help is; exit 2', () => {
+    const r = glow('check', EXAMPLE, '--jsn');
+    assert.equal(r.status, 2);
+    assert.equal(r.stderr, 'glow: GLOW_E_USAGE glow check: unknown flag --jsn; did you mean --json? (see `glow check --help`)\n');
+    assert.equal(r.stdout, '');
+  });
+
+  test('an unknown command suggests the nearest one', () => {
+    const r = glow('chek', EXAMPLE);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /^glow: GLOW_E_USAGE unknown command `chek`; did you mean `glow check`\?/);
+  });
+
+  test('extra arguments are refused, not ignored', () => {
+    const r = glow('check', EXAMPLE, 'extra');
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /glow check: takes at most 1 argument \(DIR\); left over: "extra"/);
+    const s = glow('status', 'what');
+    assert.equal(s.status, 2);
+    assert.match(s.stderr, /glow status: takes no arguments; left over: "what"/);
+  });
+
+  test('a flag that takes a value needs one: --node alone is an error, not the node named ``', () => {
+    const r = glow('plan', EXAMPLE, '--node');
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /glow plan: --node needs a value/);
+    const up = glow('up', EXAMPLE, '--except');
+    assert.equal(up.status, 2);
+    assert.match(up.stderr, /glow up: --except needs a value/);
+  });
+
+  test('with --json everything on stdout is JSON, errors included', () => {
+    const usage = glow('check', EXAMPLE, '--json', '--jsn');
+    assert.equal(usage.status, 2);
+    assert.deepEqual(JSON.parse(usage.stdout), { ok: false, error: { code: 'GLOW_E_USAGE', message: 'glow check: unknown flag --jsn; did you mean --json? (see `glow check --help`)' } });
+    const node = glow('plan', EXAMPLE, '--node', 'node-d', '--json');
+    assert.equal(node.status, 1);
+    const body = JSON.parse(node.stdout) as { ok: boolean; error: { code: string; message: string } };
+    assert.equal(body.ok, false);
+    assert.equal(body.error.code, 'GLOW_E_NODE_UNKNOWN');
+  });
+
+  test('glow help COMMAND is COMMAND --help; glow --version and glowd --version print the version', () => {
+    const help = glow('help', 'check');
+    assert.equal(help.status, 0);
+    assert.match(help.stdout, /glow check \[DIR\] \[--json\]/);
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    assert.equal(glow('--version').stdout, `${pkg.version}\n`);
+    const glowd = spawnSync(process.execPath, [join(ROOT, 'dist/src/cli/glowd.js'), '--version'], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(glowd.status, 0, glowd.stderr);
+    assert.equal(glowd.stdout, `${pkg.version}\n`);
+  });
+
+  test('TERM=dumb gets no colours, even on a terminal', () => {
+    const r = spawnSync('script', ['-qec', `${process.execPath} ${GLOW} check ${join(work, 'nope')}`, '/dev/null'], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '', TERM: 'dumb' }, timeout: 30_000 });
+    assert.match(r.stdout, /GLOW_E_REPO_MISSING/);
+    assert.doesNotMatch(r.stdout, /\x1b\[/);
+    const colour = spawnSync('script', ['-qec', `${process.execPath} ${GLOW} check ${join(work, 'nope')}`, '/dev/null'], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '', TERM: 'xterm' }, timeout: 30_000 });
+    assert.match(colour.stdout, /\x1b\[/, 'on a real terminal with a real TERM, colours');
   });
 });
 
