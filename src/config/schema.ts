@@ -381,9 +381,28 @@ function toConfigError(kind: Kind, file: YamlFile, e: ErrorObject): ConfigError 
       if (code === 'GLOW_E_NAME_INVALID') {
         return file.error(code, path, `${what} ${shown} is not a valid name: use lower-case letters, digits and \`-\`, starting with a letter, at most 63 characters`);
       }
-      return file.error(code, path, `${what} ${shown} is not valid${hint ? `: expected ${hint}` : ''}`);
+      const why = typeof e.data === 'string' ? whyNot(parent.glowHint, e.data) : undefined;
+      return file.error(code, path, `${what} ${shown} is not valid: ${why ?? (hint ? `expected ${hint}` : 'see docs/config.md')}`);
     }
   }
+}
+
+/** The common mistakes in a value that must match a pattern, said with their fix (a host written as a URL…). */
+function whyNot(hint: string | undefined, value: string): string | undefined {
+  if (!hint?.includes('host name')) return undefined;
+  const url = /^([a-z][a-z0-9+.-]*):\/\/([^/:]*)(:[0-9]+)?(\/.*)?$/i.exec(value);
+  if (url) {
+    const host = url[2]!.toLowerCase();
+    const tls = url[1]!.toLowerCase() === 'https' ? '; TLS is the exposure\'s `tls:`' : '';
+    const path = url[4] && url[4] !== '/' ? `, the path \`path: ${url[4]}\`` : '';
+    const port = url[3] ? `, the port \`port: ${url[3].slice(1)}\`` : '';
+    return `a host is a name only, not a URL: write \`host: ${host}\`${port}${path}${tls}`;
+  }
+  const hostPort = /^([^/:]+):([0-9]+)$/.exec(value);
+  if (hostPort) return `a host has no port: write \`host: ${hostPort[1]!.toLowerCase()}\`, the port is the exposure's \`port:\``;
+  if (/\//.test(value)) return `a host has no path: write the host alone, and the path as \`path: /${value.split('/').slice(1).join('/')}\``;
+  if (/[A-Z]/.test(value)) return `host names are written in lower case: \`${value.toLowerCase()}\``;
+  return undefined;
 }
 
 function pointerToPath(pointer: string): (string | number)[] {

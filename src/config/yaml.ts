@@ -154,30 +154,27 @@ export function parseYamlFile(file: string, bytes: Uint8Array): ParseResult {
   const lines = new LineCounter();
   const doc = parseDocument(text, { ...PARSE_OPTIONS, lineCounter: lines });
   const sourceOf = (line: number) => text.split(/\r?\n/)[line - 1];
-  // One mistake often makes the library report several errors on the same line (a tab as indentation is also
-  // "a block sequence as an implicit key", "implicit keys on one line"…): the first on each line is the cause.
+  // One mistake often makes the library report several errors (a tab as indentation is also "a block sequence as
+  // an implicit key" and "implicit keys on one line"; a key indented too far is "nested mappings in compact
+  // mappings" on the line above and "implicit keys on one line" on its own): one error per mistake, the first.
+  const srcLines = text.split(/\r?\n/);
   const seenLines = new Set<number>();
-  const problems = [...doc.errors, ...doc.warnings].filter((e) => {
-    const line = lines.linePos(e.pos[0]).line;
-    if (seenLines.has(line)) return false;
-    seenLines.add(line);
-    return true;
-  });
-  if (problems.length > 0) {
-    return {
-      ok: false,
-      errors: problems.map((e) => {
-        // An unclosed quote or flow collection is noticed where the parser gives up (often the end of the file);
-        // point at where it was opened instead.
-        const opened = e.code === 'MISSING_CHAR' || e.code === 'BAD_INDENT' ? openedAt(doc, e.pos[0]) : undefined;
-        const at = lines.linePos(opened ?? e.pos[0]);
-        const code: ConfigCode = e.code === 'DUPLICATE_KEY' ? 'GLOW_E_YAML_DUPLICATE_KEY' : 'GLOW_E_YAML_SYNTAX';
-        // Name the duplicated key: the text at the error up to its colon (`LOG_LEVEL`, `"a b"`).
-        const key = e.code === 'DUPLICATE_KEY' ? /^("[^"\n]*"|'[^'\n]*'|[^\s:#'"][^:#\n]*?)\s*:/.exec(text.slice(e.pos[0]))?.[1] : undefined;
-        return new ConfigError(code, file, at, yamlMessage(e.code, e.message, key), sourceOf(at.line));
-      }),
-    };
+  const reported: ConfigError[] = [];
+  for (const e of [...doc.errors, ...doc.warnings]) {
+    const indent = e.code === 'BLOCK_AS_IMPLICIT_KEY' || e.code === 'BAD_INDENT' ? indentMistake(srcLines, lines.linePos(e.pos[0]).line, e.code) : undefined;
+    // An unclosed quote or flow collection is noticed where the parser gives up (often the end of the file);
+    // point at where it was opened instead.
+    const opened = !indent && (e.code === 'MISSING_CHAR' || e.code === 'BAD_INDENT') ? openedAt(doc, e.pos[0]) : undefined;
+    const at = indent?.at ?? lines.linePos(opened ?? e.pos[0]);
+    if (seenLines.has(at.line) || seenLines.has(lines.linePos(e.pos[0]).line)) continue;
+    seenLines.add(at.line);
+    seenLines.add(lines.linePos(e.pos[0]).line);
+    const code: ConfigCode = e.code === 'DUPLICATE_KEY' ? 'GLOW_E_YAML_DUPLICATE_KEY' : 'GLOW_E_YAML_SYNTAX';
+    // Name the duplicated key: the text at the error up to its colon (`LOG_LEVEL`, `"a b"`).
+    const key = e.code === 'DUPLICATE_KEY' ? /^("[^"\n]*"|'[^'\n]*'|[^\s:#'"][^:#\n]*?)\s*:/.exec(text.slice(e.pos[0]))?.[1] : undefined;
+    reported.push(new ConfigError(code, file, at, indent?.message ?? yamlMessage(e.code, e.message, key), sourceOf(at.line)));
   }
+  if (reported.length > 0) return { ok: false, errors: reported };
   const contents = doc.contents;
   if (contents === null || (isScalar(contents) && contents.value === null && contents.source === '')) {
     return fail('GLOW_E_FILE_EMPTY', { line: 1, col: 1 }, 'this file holds no YAML document; write its keys, or delete the file');
@@ -234,6 +231,36 @@ function oddNumbers(node: unknown, path: PathSegment[], out: Map<string, string>
   } else if (isScalar(node) && typeof node.value === 'number' && typeof node.source === 'string' && node.source !== String(node.value)) {
     out.set(pathKey(path), node.source);
   }
+}
+
+/**
+ * A key indented differently from its siblings, said with the fix: which line, which key it should line up with,
+ * and how many spaces. `line` is where the library noticed it (the line above, for a key indented too far).
+ */
+function indentMistake(src: readonly string[], line: number, code: string): { at: Position; message: string } | undefined {
+  const indentOf = (l: string) => /^ */.exec(l)![0].length;
+  const keyOf = (l: string) => /^\s*(?:- )?([^\s:#][^:#]*?)\s*:(\s|$)/.exec(l)?.[1];
+  // BLOCK_AS_IMPLICIT_KEY: the offending line is the next non-blank one, indented more than `line`.
+  let bad = code === 'BLOCK_AS_IMPLICIT_KEY' ? line + 1 : line;
+  while (bad <= src.length && (src[bad - 1] ?? '').trim() === '') bad++;
+  const text = src[bad - 1];
+  if (text === undefined || keyOf(text) === undefined) return undefined;
+  // The sibling it should line up with: the nearest key above (indented less, for a key indented too far).
+  for (let i = bad - 1; i >= 1; i--) {
+    const above = src[i - 1] ?? '';
+    if (above.trim() === '' || above.trimStart().startsWith('#')) continue;
+    const k = keyOf(above);
+    if (k === undefined) continue;
+    const want = indentOf(above);
+    const have = indentOf(text);
+    if (want === have || (code === 'BLOCK_AS_IMPLICIT_KEY' && want > have)) continue;
+    const spaces = (n: number) => `${n} space${n === 1 ? '' : 's'}`;
+    return {
+      at: { line: bad, col: 1 },
+      message: `\`${keyOf(text)}\` is indented ${spaces(have)} but \`${k}\` above it ${spaces(want)}; keys of one mapping start at the same column — indent it like \`${k}\`${code === 'BLOCK_AS_IMPLICIT_KEY' ? ' (as it is, YAML reads it as part of the value above)' : ''}`,
+    };
+  }
+  return undefined;
 }
 
 /** The start of the innermost quoted scalar or flow collection that is still open at `offset`. */
