@@ -33,7 +33,7 @@ Options
   --wait DURATION         how long to wait for another glow sync of this repository (GLOW_SYNC_WAIT; default
                           ${SYNC_DEFAULTS.waitMs / 1000}s; 0: exit at once)
   --timeout DURATION      the bound of a fetch or of a directory snapshot (GLOW_SYNC_TIMEOUT; default ${SYNC_DEFAULTS.timeoutMs / 1000}s)
-  --env-file FILE         read FILE instead of ${SYNC_ENV_FILE} (it must exist)
+  --sync-env FILE         read FILE instead of ${SYNC_ENV_FILE} (it must exist)
 
 Docs: docs/operations.md, "Syncing the repository".`;
 
@@ -61,20 +61,20 @@ export async function runSyncCommand(argv: string[]): Promise<number> {
     verifySigners: { type: 'string' },
     wait: { type: 'string' },
     timeout: { type: 'string' },
-    envFile: { type: 'string' },
+    syncEnv: { type: 'string' },
   });
   if (cli.input.length > 0) {
     process.stderr.write(`glow sync takes no arguments (the source is --source)\n\n${HELP}\n`);
     return 2;
   }
   const f = cli.flags;
-  const envFile = f.envFile ?? SYNC_ENV_FILE;
+  const envFile = f.syncEnv ?? SYNC_ENV_FILE;
   let file: EnvFile | undefined;
   try {
     file = parseEnvFile(readFileSync(envFile, 'utf8'), envFile);
   } catch (e) {
     if (e instanceof GlowError) throw e;
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || f.envFile !== undefined) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || f.syncEnv !== undefined) {
       throw new GlowError('GLOW_E_SYNC_USAGE', `${envFile} cannot be read: ${(e as Error).message}`, { cause: e });
     }
   }

@@ -110,7 +110,7 @@ export function verifyCommit(mirror: string, commit: string, mode: Exclude<Verif
     const reason = mode === 'ssh' && (letter === 'U' || /No principal matched|allowed signers/i.test(detail)) ? 'its key is not in the allowed signers file' : detail;
     throw new GlowError('GLOW_E_SYNC_VERIFY', `commit ${commit} does not verify (${reason}); it is not published`);
   }
-  return `${signer || '?'}${key ? ` (key ${key})` : ''}`;
+  return `${signer || '?'}${key ? `, key ${key}` : ''}`;
 }
 
 /** Writes the tree of `commit` into the empty directory `dest` (git archive | tar -x). GLOW_E_SYNC_WRITE. */

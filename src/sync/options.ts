@@ -146,7 +146,7 @@ export interface SyncFlags {
 /** A ref git can fetch: a branch, a tag, a full ref or HEAD (no refspec: sync chooses where it goes). */
 export function checkRef(ref: string): string | undefined {
   if (ref === 'HEAD') return undefined;
-  if (/^[:+^~]|[\s:?*[\\]|\.\.|@\{|\/\/|\.lock$|\/$|^-/.test(ref) || ref.length > 255) {
+  if (/^[:+/-]|[\s:?*[\\~^]|\.\.|@\{|\/\/|\.lock$|\/$/.test(ref) || ref.length > 255) {
     return `\`${ref}\` is not a ref git can fetch (a branch such as \`main\`, a tag, or a full ref such as \`refs/heads/main\`)`;
   }
   return undefined;
