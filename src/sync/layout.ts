@@ -1,6 +1,7 @@
 /**
  * Where `glow sync` keeps things, all derived from the repository link (glowd's `--repo`), so that pointing
- * `--repo` elsewhere (tests, a second repository) moves everything with it. With the default link:
+ * `--repo` elsewhere (tests, a second repository) moves everything with it — one link per directory: two links in
+ * one directory would share `revisions/` and prune each other's trees. With the default link:
  *
  *   /var/lib/glow/repo                         → revisions/<current>   the link glowd reads (relative target)
  *   /var/lib/glow/revisions/r-…-<id12>/        the published trees, each complete; never changed once published
