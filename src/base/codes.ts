@@ -119,6 +119,18 @@ export const CLI_CODES = {
   GLOW_E_INTERNAL: 'an error Glow did not expect: a bug (the stack trace says where; please report it)',
 } as const;
 
+/** `glow sync` (src/sync/): on its stderr, in its exit status 1, and in its state file (`sync/state.json`). */
+export const SYNC_CODES = {
+  GLOW_E_SYNC_USAGE: 'a flag or a key of sync.env is missing, unknown or has a value `glow sync` cannot use',
+  GLOW_E_SYNC_REPO_NOT_LINK: 'the repository path is a directory or a file, not the symbolic link `glow sync` switches',
+  GLOW_E_SYNC_BUSY: 'another `glow sync` of this repository still held the lock when the wait ended',
+  GLOW_E_SYNC_FETCH: 'git could not fetch the ref from the source (unreachable, refused, no such ref, timeout)',
+  GLOW_E_SYNC_SOURCE: 'the directory source cannot be snapshotted (missing, unreadable, a special file, changing throughout)',
+  GLOW_E_SYNC_VERIFY: 'the commit is not signed by an allowed signer; it is not published',
+  GLOW_E_SYNC_WRITE: 'the new revision, the link or the state could not be written (disk full, permissions, git archive)',
+  GLOW_E_SYNC_STATE: 'the state file of `glow sync` cannot be read or is not of the shape it writes',
+} as const;
+
 export const CODES = {
   ...CONFIG_CODES,
   ...PROXY_CODES,
@@ -128,6 +140,7 @@ export const CODES = {
   ...BOX_CODES,
   ...CONTROL_CODES,
   ...CLI_CODES,
+  ...SYNC_CODES,
 } as const;
 
 /** The areas, for docs/errors.md's sections. */
@@ -140,12 +153,14 @@ export const AREAS = {
   box: BOX_CODES,
   control: CONTROL_CODES,
   cli: CLI_CODES,
+  sync: SYNC_CODES,
 } as const;
 
 export type ConfigCode = keyof typeof CONFIG_CODES;
 export type ProxyCode = keyof typeof PROXY_CODES;
 export type ArtifactCode = keyof typeof ARTIFACT_CODES;
 export type LogCode = keyof typeof LOG_CODES;
+export type SyncCode = keyof typeof SYNC_CODES;
 export type GlowCode = keyof typeof CODES;
 
 export function isGlowCode(code: unknown): code is GlowCode {

@@ -13,6 +13,7 @@ import { runPlan } from './plan.js';
 import { runProxy } from './proxy.js';
 import { runStatus } from './status.js';
 import { guardStdio } from './stdio.js';
+import { runSyncCommand } from './sync.js';
 import { runUp } from './up.js';
 
 const HELP = `glow — a damn simple private PaaS
@@ -25,6 +26,7 @@ Usage
   glow logs APP [-f] [--instance N]      an app's lines on this node, from the journal (--since, --json)
   glow up [DIR] [--node NAME]            the developer box: the repository on this machine, without systemd
   glow dev APP [DIR]                     one app's environment (listeners, config files, GLOW_* env), not run
+  glow sync [--source URL|DIR]           publish the source's latest revision as the repository (one link switch)
   glow agent                             the node agent (glowd)
   glow proxy --routes FILE               the node's proxy (run by glow-proxy.service)
 
@@ -32,7 +34,7 @@ Run \`glow COMMAND --help\` for a command's options. The repository DIR defaults
 Docs: docs/config.md (the files), docs/errors.md (every error code).`;
 
 type Command = (argv: string[]) => Promise<number> | number;
-const COMMANDS: Record<string, Command> = { check: runCheck, plan: runPlan, status: runStatus, logs: runLogs, up: runUp, dev: runDev, agent: runAgent, proxy: runProxy };
+const COMMANDS: Record<string, Command> = { check: runCheck, plan: runPlan, status: runStatus, logs: runLogs, up: runUp, dev: runDev, agent: runAgent, proxy: runProxy, sync: runSyncCommand };
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
