@@ -20,7 +20,7 @@ import type { AccessLog } from './access-log.js';
 import { DEFAULT_PANIC_SHARE } from './balancer.js';
 import { CertStore } from './certificates.js';
 import { now } from './clock.js';
-import { sweepPool } from './http-session.js';
+import { sweepPool } from './upstream-pool.js';
 import { LiveRoute } from './live-route.js';
 import { ProxyMetrics, type CertificateView } from './metrics.js';
 import { DEFAULT_RETRY_BUDGET, RetryBudget, type RetryBudgetOptions } from './retry-budget.js';
