@@ -15,6 +15,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import type { CertEntry } from './certificates.js';
+import { ProxyError } from './errors.js';
 import { HostRouter, normalizeHost } from './host-router.js';
 import { HttpSession } from './http-session.js';
 import { PLAIN_CONNECTION, type ConnectionInfo, type RouteSource } from './route-source.js';
@@ -51,7 +52,7 @@ export class TcpFrontend implements RouteSource {
     const host = normalizeHost(servername);
     const cert = host === null ? null : this.certFor(host);
     if (cert === null) return cb(null); // the default context (the `secureContext` of the socket)
-    if (cert.context === null) return cb(new Error(`no certificate is loaded for ${servername}`));
+    if (cert.context === null) return cb(new ProxyError('GLOW_E_PROXY_TLS', `no certificate is loaded for ${servername}`));
     cb(null, cert.context);
   };
 
