@@ -2,7 +2,8 @@
  * The request head an exposure sends upstream (src/proxy/http-session.ts builds it once per request): the client's
  * head with X-Forwarded-For (the client's address, after the values a trusted proxy sent), X-Forwarded-Proto and
  * X-Forwarded-Host (a trusted proxy's kept, otherwise ours), the client's own X-Forwarded-* and Forwarded lines
- * dropped unless it is trusted, and the Connection line dropped when only the client closes. Pure.
+ * dropped unless it is trusted, the Connection line dropped when only the client closes, and for an absolute-form
+ * target the Host line made the target's authority. Pure.
  */
 import { FWD_FOR, FWD_HOST, FWD_PROTO, rewriteRequestHead, type RequestHead } from './http-head.js';
 
@@ -11,6 +12,11 @@ export interface ForwardedOptions {
   readonly dropConnection: boolean;
   /** The Host the request was routed on, as sent; null when it had none. */
   readonly host: string | null;
+  /**
+   * `host` is the authority of an absolute-form target (`GET http://host/…`): the Host header line is replaced by
+   * `Host: <host>`, so that the app sees the host the request was routed on, never another one the client sent.
+   */
+  readonly hostFromTarget: boolean;
   /** The client's address. */
   readonly client: string;
   /** TLS was terminated by this proxy. */
@@ -21,6 +27,11 @@ export interface ForwardedOptions {
 
 export function forwardedHead(bytes: Buffer, head: RequestHead, o: ForwardedOptions): Buffer {
   const drop: number[] = o.dropConnection ? [...head.connectionLines] : [];
+  let extra = '';
+  if (o.hostFromTarget && o.host !== null) {
+    if (head.hostLineStart >= 0) drop.push(head.hostLineStart, head.hostLineEnd);
+    extra = `Host: ${o.host}\r\n`;
+  }
   const lines = head.forwardedLines;
   const trusted = lines.length > 0 && o.trusts(o.client);
   let chain = '';
@@ -41,7 +52,7 @@ export function forwardedHead(bytes: Buffer, head: RequestHead, o: ForwardedOpti
     } else if (kind === FWD_PROTO) keepProto = true;
     else if (kind === FWD_HOST) keepHost = true;
   }
-  let extra = `X-Forwarded-For: ${chain ? `${chain}, ` : ''}${o.client}\r\n`;
+  extra += `X-Forwarded-For: ${chain ? `${chain}, ` : ''}${o.client}\r\n`;
   if (!keepProto) extra += `X-Forwarded-Proto: ${o.secure ? 'https' : 'http'}\r\n`;
   if (!keepHost && o.host !== null) extra += `X-Forwarded-Host: ${o.host}\r\n`;
   return rewriteRequestHead(bytes, drop, extra);

@@ -33,6 +33,7 @@ import { normalizeHost, splitTarget } from './host-router.js';
 import {
   errorResponse,
   findHeadEnd,
+  HEAD_BARE_LINE_END,
   HttpHeadError,
   MAX_HEAD_BYTES,
   parseRequestHead,
@@ -99,6 +100,8 @@ export class HttpSession implements Session, UpstreamOwner {
   private tried: Set<UpstreamState> | null = null;
   private pausedForUpstream = false;
   private pausedForStash = false;
+  /** Runs while a request head is partly here (src/proxy/route-source.ts `headTimeoutMs`). */
+  private headTimer: NodeJS.Timeout | null = null;
 
   // upstream and response
   private up: UpstreamConnection | null = null;
@@ -170,11 +173,14 @@ export class HttpSession implements Session, UpstreamOwner {
     let fresh = false;
     if (this.reqPhase === 'head') {
       const end = findHeadEnd(buf, off, off + searchFrom);
+      if (end === HEAD_BARE_LINE_END) return void this.reject('badRequest', 400, 'Bad Request', 'a bare CR or LF in the head\n');
       if (end < 0) {
         if (buf.length - off > this.source.maxHeadBytes) return void this.reject('headTooLarge', 431, 'Request Header Fields Too Large', 'request head too large\n');
         this.partial = off === 0 ? buf : buf.subarray(off);
+        if (off < buf.length) this.headTimer ??= setTimeout(() => this.headTimeout(), this.source.headTimeoutMs);
         return;
       }
+      this.clearHeadTimer();
       if (end - off > this.source.maxHeadBytes) return void this.reject('headTooLarge', 431, 'Request Header Fields Too Large', 'request head too large\n');
       let head: RequestHead;
       try {
@@ -197,7 +203,7 @@ export class HttpSession implements Session, UpstreamOwner {
       const from = fresh && this.reqHeadInPlace ? off : -1;
       const bodyStart = fresh && this.reqHeadInPlace ? off + this.req!.length : off;
       const r = this.reqFramer.feed(buf, bodyStart, buf.length);
-      if (r === MALFORMED) return this.answer(400, 'Bad Request', 'malformed chunked body\n');
+      if (r === MALFORMED) return this.responded ? this.abort() : this.answer(400, 'Bad Request', 'malformed chunked body\n');
       const to = r === NEED_MORE ? buf.length : r;
       const limit = this.route.spec.limits.bodyBytes;
       if (limit > 0 && (this.bodySeen += to - bodyStart) > limit) {
@@ -233,7 +239,7 @@ export class HttpSession implements Session, UpstreamOwner {
   private startRequest(head: RequestHead, bytes: Buffer, buf: Buffer, off: number): Buffer | null {
     const routed = routeRequest(this.source, this.conn, buf, off, head);
     if ('reason' in routed) return this.reject(routed.reason, routed.status, routed.text, routed.body);
-    const { route, host: hostValue, target } = routed;
+    const { route, host: hostValue, hostFromTarget, target } = routed;
     this.route = route;
     if (this.connStats === null) this.attribute(route);
     const spec = route.spec;
@@ -274,7 +280,7 @@ export class HttpSession implements Session, UpstreamOwner {
     // Keep the upstream connection reusable when only the client wants to close.
     const dropConnection = head.close && head.minor === 1 && head.connectionIsCloseOnly;
     const out = spec.forwarded
-      ? forwardedHead(bytes, head, { dropConnection, host: hostValue, client: this.remote(), secure: this.conn.secure, trusts: (c) => this.route.trusts(c) })
+      ? forwardedHead(bytes, head, { dropConnection, host: hostValue, hostFromTarget, client: this.remote(), secure: this.conn.secure, trusts: (c) => this.route.trusts(c) })
       : dropConnection ? withoutConnectionHeader(bytes, head.connectionLines) : bytes;
     this.reqHeadInPlace = out === bytes;
     if (head.chunked) this.reqFramer.reset('chunked');
@@ -337,9 +343,24 @@ export class HttpSession implements Session, UpstreamOwner {
     this.abort();
   }
 
+  /** A request head begun and not finished within the port's head timeout (slow clients hold no connection). */
+  private headTimeout(): void {
+    this.headTimer = null;
+    if (this.closed || this.finishing || this.reqPhase !== 'head' || this.partial === null) return;
+    this.partial = null;
+    this.reject('headTimeout', 408, 'Request Timeout', 'the request head took too long\n');
+  }
+
+  private clearHeadTimer(): void {
+    if (this.headTimer === null) return;
+    clearTimeout(this.headTimer);
+    this.headTimer = null;
+  }
+
   private clientClosed(): void {
     if (this.closed) return;
     this.closed = true;
+    this.clearHeadTimer();
     if (this.connStats === null) this.attribute(this.source.fallback);
     const s = this.connStats!;
     s.active -= 1;
@@ -495,6 +516,7 @@ export class HttpSession implements Session, UpstreamOwner {
     while (this.resPhase === 'head') {
       const end = findHeadEnd(buf, off, off + searchFrom);
       searchFrom = 0;
+      if (end === HEAD_BARE_LINE_END) return this.upstreamBroken('a bare CR or LF in the response head');
       if (end < 0) {
         if (buf.length - off > MAX_HEAD_BYTES) return this.upstreamBroken('response head too large');
         this.resPartial = off === 0 ? buf : buf.subarray(off);
@@ -697,7 +719,7 @@ export class HttpSession implements Session, UpstreamOwner {
   }
 
   /** An answer before the request has a route: counted on the port, never in a route's histogram. */
-  private reject(reason: 'badRequest' | 'headTooLarge' | 'noRoute' | 'misdirected', status: number, text: string, body: string): null {
+  private reject(reason: 'badRequest' | 'headTooLarge' | 'headTimeout' | 'noRoute' | 'misdirected', status: number, text: string, body: string): null {
     this.source.stats[reason] += 1;
     this.req = null;
     this.logged = null;
@@ -708,6 +730,7 @@ export class HttpSession implements Session, UpstreamOwner {
   /** Ends our side, and reads (and drops) whatever the client still sends until it closes too. */
   private finish(last?: Buffer): void {
     this.finishing = true;
+    this.clearHeadTimer();
     this.stash = null;
     this.releaseIdle();
     if (this.client.destroyed) return;

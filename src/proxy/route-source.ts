@@ -16,6 +16,8 @@ export interface RouteSource {
   route(host: string | null, path: string): LiveRoute | null;
   /** The largest head any route of the port accepts. */
   readonly maxHeadBytes: number;
+  /** How long a client may take from the first byte of a request head to its blank line (then 408, closed). */
+  readonly headTimeoutMs: number;
   readonly stats: FrontendStats;
   /** The certificate a TLS handshake with this server name was given. */
   certFor(servername: string): CertEntry | null;

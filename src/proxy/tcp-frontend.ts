@@ -27,6 +27,8 @@ import { TcpSession } from './tcp-session.js';
 
 /** How long a client may take to complete its TLS handshake. */
 export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
+/** How long a client may take from the first byte of an HTTP request head to its end (then 408). */
+export const HEAD_TIMEOUT_MS = 10_000;
 
 export class TcpFrontend implements RouteSource {
   readonly key: string;
@@ -61,6 +63,7 @@ export class TcpFrontend implements RouteSource {
     routes: readonly LiveRoute[],
     private readonly log: Logger,
     readonly stats: FrontendStats,
+    readonly headTimeoutMs: number = HEAD_TIMEOUT_MS,
   ) {
     this.key = spec.key;
     this.setRoutes(spec, routes);
