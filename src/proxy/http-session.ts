@@ -14,7 +14,9 @@
  *   the idle timeout passes with no response;
  * - the duration from the request head to the last byte of the response is observed by method and status class.
  * Upgrades (WebSocket) and CONNECT become a raw tunnel after the upstream's 101 (2xx for CONNECT). Pipelined
- * requests wait, unread, until the response before them is complete.
+ * requests wait, unread, until the response before them is complete. A request head must be complete within the
+ * port's header timeout from its first byte (else 408); one with a bare CR or LF is refused at once (400), and so
+ * is a chunked body with one. An upstream's response with one is a malformed response (502).
  *
  * On a port shared by exposures each request is routed by Host and path (src/proxy/request-routing.ts, which also
  * says what is refused before a route: 400, 404, 421). Exposures get X-Forwarded-For/-Proto/-Host
@@ -535,6 +537,7 @@ export class HttpSession implements Session, UpstreamOwner {
       if (res.status >= 100 && res.status < 200 && res.status !== 101) {
         this.responded = true;
         this.retained = null;
+        this.resBytes += head.length;
         this.client.write(head);
         continue;
       }
@@ -650,7 +653,8 @@ export class HttpSession implements Session, UpstreamOwner {
     const u = this.up?.state;
     if (u && this.group) this.route.registry.failure(u, this.group, reason);
     this.dropUpstream();
-    if (this.responded) this.client.destroy();
+    // Once a byte of the response went to the client it cannot be told otherwise; until then it gets a 502.
+    if (this.resBytes > 0) this.client.destroy();
     else this.answer(502, 'Bad Gateway', 'the upstream sent a malformed response\n');
   }
 

@@ -69,13 +69,18 @@ describe('http framing', () => {
     assert.ok(up.received().endsWith('5;a=b\r\nhello\r\n0\r\nX-T: 1\r\n\r\n'), 'forwarded as it came');
   });
 
-  test("an upstream's response head with bare LF line ends is a 502 (the shared parser refuses it both ways)", async () => {
+  test("an upstream's response with bare LF line ends (head or chunked body) is a 502: the parsers refuse it both ways", async () => {
     const lf = await new TcpUpstream('127.0.0.3', (s) => s.once('data', () => s.write('HTTP/1.1 200 OK\nContent-Length: 2\n\nok'))).listen();
     const port = await freePort();
     await fx.proxy.apply(routesWith([], [exposure('lf', port, 'http', [group('lf:80', 'http', [upstream('127.0.0.3', lf.port)], NONE)], { hosts: ['lf.test'] })]));
     const r = await rawExchange(port, ['GET / HTTP/1.1\r\nHost: lf.test\r\n\r\n']);
     assertRefused(r, 502, 'bare LF response');
     assert.match(r.data, /malformed response/);
+    // A chunked response body with a bare LF in its first chunk: nothing of it reached the client yet, so a 502.
+    const body = await new TcpUpstream('127.0.0.4', (s) => s.once('data', () => s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\nok\r\n0\r\n\r\n'))).listen();
+    await fx.proxy.apply(routesWith([], [exposure('lf', port, 'http', [group('lf:80', 'http', [upstream('127.0.0.4', body.port)], NONE)], { hosts: ['lf.test'] })]));
+    const b = await rawExchange(port, ['GET / HTTP/1.1\r\nHost: lf.test\r\n\r\n']);
+    assertRefused(b, 502, 'bare LF in a chunked response');
   });
 
   test('the header timeout: a head begun and not finished in time is 408 and closed; idle and quick clients are not', async () => {
