@@ -21,8 +21,8 @@ export interface ForwardedOptions {
   readonly client: string;
   /** TLS was terminated by this proxy. */
   readonly secure: boolean;
-  /** Whether the client is a trusted proxy (asked only when it sent forwarding lines). */
-  readonly trusts: (client: string) => boolean;
+  /** Whether the client is a trusted proxy (asked only when it sent forwarding lines): the route. */
+  readonly trust: { trusts(client: string): boolean };
 }
 
 export function forwardedHead(bytes: Buffer, head: RequestHead, o: ForwardedOptions): Buffer {
@@ -33,7 +33,7 @@ export function forwardedHead(bytes: Buffer, head: RequestHead, o: ForwardedOpti
     extra = `Host: ${o.host}\r\n`;
   }
   const lines = head.forwardedLines;
-  const trusted = lines.length > 0 && o.trusts(o.client);
+  const trusted = lines.length > 0 && o.trust.trusts(o.client);
   let chain = '';
   let keepProto = false;
   let keepHost = false;

@@ -282,7 +282,7 @@ export class HttpSession implements Session, UpstreamOwner {
     // Keep the upstream connection reusable when only the client wants to close.
     const dropConnection = head.close && head.minor === 1 && head.connectionIsCloseOnly;
     const out = spec.forwarded
-      ? forwardedHead(bytes, head, { dropConnection, host: hostValue, hostFromTarget, client: this.remote(), secure: this.conn.secure, trusts: (c) => this.route.trusts(c) })
+      ? forwardedHead(bytes, head, { dropConnection, host: hostValue, hostFromTarget, client: this.remote(), secure: this.conn.secure, trust: route })
       : dropConnection ? withoutConnectionHeader(bytes, head.connectionLines) : bytes;
     this.reqHeadInPlace = out === bytes;
     if (head.chunked) this.reqFramer.reset('chunked');
