@@ -2,6 +2,10 @@
  * Where an HTTP/1.x body ends, found on the raw stream without copying it: a byte count for Content-Length, a
  * small state machine over chunk-size lines for chunked (chunk data is skipped by arithmetic, never scanned).
  * Pure. `feed` returns the index just past the body's last byte, NEED_MORE, or MALFORMED.
+ *
+ * Every line of the chunked framing (chunk-size lines with their extensions, trailer lines, the last blank line)
+ * must end in CRLF: a bare LF or a bare CR is MALFORMED, as in heads (src/proxy/http-head.ts), so that no reader
+ * further on can see a line end where this one saw none.
  */
 
 export const NEED_MORE = -1;
@@ -82,8 +86,9 @@ export class BodyFramer {
           break;
         }
         case S.Ext: {
-          const cr = buf.indexOf(13, i);
-          if (cr < 0 || cr >= end) return NEED_MORE;
+          const cr = lineEnd(buf, i, end);
+          if (cr === MALFORMED) return MALFORMED;
+          if (cr < 0) return NEED_MORE;
           i = cr + 1;
           this.state = S.SizeLf;
           break;
@@ -113,12 +118,14 @@ export class BodyFramer {
           this.remaining = 0;
           break;
         case S.TrailerStart:
+          if (buf[i] === 10) return MALFORMED;
           this.state = buf[i] === 13 ? S.FinalLf : S.TrailerLine;
           if (this.state === S.FinalLf) i++;
           break;
         case S.TrailerLine: {
-          const cr = buf.indexOf(13, i);
-          if (cr < 0 || cr >= end) return NEED_MORE;
+          const cr = lineEnd(buf, i, end);
+          if (cr === MALFORMED) return MALFORMED;
+          if (cr < 0) return NEED_MORE;
           i = cr + 1;
           this.state = S.TrailerLf;
           break;
@@ -136,6 +143,15 @@ export class BodyFramer {
     }
     return NEED_MORE;
   }
+}
+
+/** The CR that ends the line in buf[from, end): its index, NEED_MORE when none is here yet, MALFORMED after a bare LF. */
+function lineEnd(buf: Buffer, from: number, end: number): number {
+  let cr = buf.indexOf(13, from);
+  if (cr >= end) cr = -1;
+  const lf = buf.indexOf(10, from);
+  if (lf >= 0 && lf < end && (cr < 0 || lf < cr)) return MALFORMED;
+  return cr < 0 ? NEED_MORE : cr;
 }
 
 function hex(c: number): number {

@@ -13,11 +13,12 @@
  * Defaults: TLS 1.2 and 1.3 only; for TLS 1.2 only ECDHE with AES-GCM or ChaCha20-Poly1305 (Mozilla's
  * "intermediate" profile), the client's preference among them.
  */
-import { PROXY_EVENTS } from './log-events.js';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Logger } from 'pino';
+import { ProxyError } from './errors.js';
+import { PROXY_EVENTS } from './log-events.js';
 
 export const TLS_MIN_VERSION = 'TLSv1.2';
 export const TLS_CIPHERS = [
@@ -61,11 +62,12 @@ export class CertEntry {
     try {
       stamp = `${statStamp(this.files.cert)}|${statStamp(this.files.key)}`;
     } catch (e) {
-      const why = `cannot read ${(e as NodeJS.ErrnoException).path ?? 'the files'}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
+      const err = tlsError(e);
+      const why = err.message;
       if (why !== this.error) {
         this.error = why;
         this.stamp = '';
-        log.error({ event: PROXY_EVENTS.certificateFailed, code: 'GLOW_E_PROXY_TLS', cert: this.files.cert, key: this.files.key, err: why, serving: this.context ? 'the previous certificate' : 'nothing' }, 'certificate cannot be loaded');
+        log.error({ event: PROXY_EVENTS.certificateFailed, code: err.code, cert: this.files.cert, key: this.files.key, err: why, serving: this.context ? 'the previous certificate' : 'nothing' }, 'certificate cannot be loaded');
       }
       return false;
     }
@@ -84,8 +86,9 @@ export class CertEntry {
       log.info({ event: PROXY_EVENTS.certificateLoaded, cert: this.files.cert, subject: this.subject, notAfter: new Date(this.notAfterMs).toISOString(), fingerprint: this.fingerprint }, first ? 'certificate loaded' : 'certificate reloaded');
       return true;
     } catch (e) {
-      this.error = (e as Error).message;
-      log.error({ event: PROXY_EVENTS.certificateFailed, code: 'GLOW_E_PROXY_TLS', cert: this.files.cert, key: this.files.key, err: this.error, serving: this.context ? 'the previous certificate' : 'nothing' }, 'certificate cannot be loaded');
+      const err = tlsError(e);
+      this.error = err.message;
+      log.error({ event: PROXY_EVENTS.certificateFailed, code: err.code, cert: this.files.cert, key: this.files.key, err: this.error, serving: this.context ? 'the previous certificate' : 'nothing' }, 'certificate cannot be loaded');
       return false;
     }
   }
@@ -147,19 +150,37 @@ export class CertStore {
 }
 
 function statStamp(path: string): string {
-  const s = statSync(path);
-  return `${s.dev}:${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`;
+  try {
+    const s = statSync(path);
+    return `${s.dev}:${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`;
+  } catch (e) {
+    throw new ProxyError('GLOW_E_PROXY_TLS', `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
+  }
 }
 
-/** Reads, parses and pairs a certificate (chain) and its key; throws with one plain sentence. */
+/** Any failure of loading a pair as the pair's error: the proxy never stops for a certificate. */
+function tlsError(e: unknown): ProxyError {
+  return e instanceof ProxyError ? e : new ProxyError('GLOW_E_PROXY_TLS', `the pair cannot be used: ${(e as Error).message ?? String(e)}`, { cause: e });
+}
+
+/** Reads a file of a pair; a failure is the pair's (GLOW_E_PROXY_TLS), with the errno kept. */
+function readPairFile(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new ProxyError('GLOW_E_PROXY_TLS', `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
+  }
+}
+
+/** Reads, parses and pairs a certificate (chain) and its key; throws a ProxyError (GLOW_E_PROXY_TLS) with one plain sentence. */
 export function loadPair(files: TlsFiles): { context: SecureContext; cert: X509Certificate } {
-  const certPem = readFileSync(files.cert);
-  const keyPem = readFileSync(files.key);
+  const certPem = readPairFile(files.cert);
+  const keyPem = readPairFile(files.key);
   let cert: X509Certificate;
   try {
     cert = new X509Certificate(certPem);
   } catch (e) {
-    throw new Error(`${files.cert} holds no PEM certificate (${(e as Error).message})`);
+    throw new ProxyError('GLOW_E_PROXY_TLS', `${files.cert} holds no PEM certificate (${(e as Error).message})`, { cause: e });
   }
   try {
     const context = createSecureContext({
@@ -173,9 +194,10 @@ export function loadPair(files: TlsFiles): { context: SecureContext; cert: X509C
     return { context, cert };
   } catch (e) {
     const m = (e as Error).message;
-    if (/key values mismatch/i.test(m)) throw new Error(`the key ${files.key} does not belong to the certificate ${files.cert}`);
-    if (/bad decrypt|passphrase|PEM_read_bio|DECODER|no start line|unsupported/i.test(m)) throw new Error(`${files.key} holds no unencrypted PEM private key (${m})`);
-    throw new Error(`${files.cert} and ${files.key} cannot be used: ${m}`);
+    const fail = (message: string) => new ProxyError('GLOW_E_PROXY_TLS', message, { cause: e });
+    if (/key values mismatch/i.test(m)) throw fail(`the key ${files.key} does not belong to the certificate ${files.cert}`);
+    if (/bad decrypt|passphrase|PEM_read_bio|DECODER|no start line|unsupported/i.test(m)) throw fail(`${files.key} holds no unencrypted PEM private key (${m})`);
+    throw fail(`${files.cert} and ${files.key} cannot be used: ${m}`);
   }
 }
 

@@ -1,6 +1,9 @@
 /**
- * One active health check against one address: a TCP connect, or an HTTP/1.1 GET of a path whose status must be
- * 2xx or 3xx. Resolves with null on success or a short reason; never rejects, never outlives `timeoutMs`.
+ * Is an instance healthy: the one implementation of the rule, for the proxy's active checks
+ * (src/proxy/upstream-registry.ts) and glowd's check during a rolling restart (src/shell/health.ts). One check
+ * against one address: a TCP connect, or an HTTP/1.1 GET of a path whose status must be 2xx or 3xx (the connection
+ * closed after the status line). Resolves with null on success or a short reason; never rejects, never outlives
+ * `timeoutMs`.
  */
 import { connect } from 'node:net';
 

@@ -6,8 +6,10 @@
  *
  * Strict where smuggling hides: obsolete line folding, whitespace before a colon, a request with both
  * Content-Length and Transfer-Encoding, differing Content-Lengths, a transfer coding other than a final
- * `chunked` on a request, a bare CR or LF, any other control character, a header name that is not a token and
- * two Host headers are all refused with 400.
+ * `chunked` on a request, Transfer-Encoding on an HTTP/1.0 request, a bare CR or LF (RFC 9112 2.2 allows
+ * refusing it; a head with one is refused as soon as it is seen, complete or not: `findHeadEnd`), any other
+ * control character, a header name that is not a token and two Host headers are all refused with 400 (502 in an
+ * upstream's response head).
  *
  * For exposures the request head is rebuilt once (`rewriteRequestHead`): X-Forwarded-* lines dropped or kept
  * by the trust in the client, new ones added, and the Connection line dropped when only the client closes.
@@ -34,10 +36,28 @@ const SP = 32;
 const HT = 9;
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
 
-/** The index just past the blank line that ends a head starting at `start`, or -1 if it is not all here yet. */
+/** findHeadEnd: the head is not all here yet. */
+export const HEAD_INCOMPLETE = -1;
+/** findHeadEnd: a line of the head ends in a bare LF or CR, so it can never end (RFC 9112 2.2: refused). */
+export const HEAD_BARE_LINE_END = -2;
+
+/**
+ * The index just past the blank line that ends a head starting at `start`, HEAD_INCOMPLETE if it is not all here
+ * yet, or HEAD_BARE_LINE_END when what is here holds a bare LF or CR: such a head would wait for a CRLFCRLF that
+ * never comes. `searchFrom` is where the bytes not searched before begin. A complete head is checked line by line
+ * by the parsers, which refuse a bare CR or LF too.
+ */
 export function findHeadEnd(buf: Buffer, start: number, searchFrom = start): number {
   const i = buf.indexOf(CRLFCRLF, Math.max(start, searchFrom - 3));
-  return i < 0 ? -1 : i + 4;
+  if (i >= 0) return i + 4;
+  return hasBareLineEnd(buf, start, Math.max(start, searchFrom - 1)) ? HEAD_BARE_LINE_END : HEAD_INCOMPLETE;
+}
+
+/** Whether buf[from..] (within a head starting at `start`) holds an LF not after a CR, or a CR not before an LF. */
+function hasBareLineEnd(buf: Buffer, start: number, from: number): boolean {
+  for (let i = buf.indexOf(LF, from); i >= 0; i = buf.indexOf(LF, i + 1)) if (i === start || buf[i - 1] !== CR) return true;
+  for (let i = buf.indexOf(CR, from); i >= 0 && i + 1 < buf.length; i = buf.indexOf(CR, i + 1)) if (buf[i + 1] !== LF) return true;
+  return false;
 }
 
 export interface RequestHead {
@@ -61,6 +81,9 @@ export interface RequestHead {
   /** The Host value's byte range relative to the head's start (-1 when absent); see `hostOf`. */
   readonly hostStart: number;
   readonly hostEnd: number;
+  /** The Host header line's byte range [start, end) relative to the head's start (-1 when absent). */
+  readonly hostLineStart: number;
+  readonly hostLineEnd: number;
   /** Byte ranges [start, end) of every Connection header line, relative to the head's start. */
   readonly connectionLines: readonly number[];
   /** The request target's byte range relative to the head's start (`/path?query`, `http://host/path`, `*`). */
@@ -105,6 +128,8 @@ interface Fields {
   upgrade: boolean;
   hostStart: number;
   hostEnd: number;
+  hostLineStart: number;
+  hostLineEnd: number;
   connectionLines: number[] | null;
   forwardedLines: number[] | null;
 }
@@ -125,6 +150,9 @@ export function parseRequestHead(buf: Buffer, start: number, end: number): Reque
   const conn = f.conn;
   let chunked = false;
   if (f.te !== TE_NONE) {
+    // RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing; an upstream may well read it as
+    // a request without a body and take the chunks for the next request. Refused, like nginx does.
+    if (minor === 0) throw new HttpHeadError(400, 'Transfer-Encoding in an HTTP/1.0 request');
     if (f.contentLength >= 0) throw new HttpHeadError(400, 'both Content-Length and Transfer-Encoding');
     if (f.te !== TE_CHUNKED) throw new HttpHeadError(400, 'a request transfer coding must end with chunked');
     chunked = true;
@@ -143,6 +171,8 @@ export function parseRequestHead(buf: Buffer, start: number, end: number): Reque
     upgrade: method === 'CONNECT' || (f.upgrade && (conn & CONN_UPGRADE) !== 0),
     hostStart: f.hostStart,
     hostEnd: f.hostEnd,
+    hostLineStart: f.hostLineStart,
+    hostLineEnd: f.hostLineEnd,
     connectionLines: lines ?? EMPTY,
     targetStart: sp1 + 1 - start,
     targetEnd: sp2 - start,
@@ -272,7 +302,7 @@ function httpVersion(buf: Buffer, start: number, end: number): number {
 }
 
 function parseFields(buf: Buffer, from: number, end: number, headStart: number, request: boolean): Fields {
-  const f: Fields = { contentLength: -1, te: TE_NONE, conn: 0, upgrade: false, hostStart: -1, hostEnd: -1, connectionLines: null, forwardedLines: null };
+  const f: Fields = { contentLength: -1, te: TE_NONE, conn: 0, upgrade: false, hostStart: -1, hostEnd: -1, hostLineStart: -1, hostLineEnd: -1, connectionLines: null, forwardedLines: null };
   const bad = (msg: string) => new HttpHeadError(request ? 400 : 502, request ? msg : `upstream: ${msg}`);
   let line = from;
   const last = end - 2; // the blank line's CRLF
@@ -326,6 +356,8 @@ function parseFields(buf: Buffer, from: number, end: number, headStart: number, 
           while (b > a && (buf[b - 1] === SP || buf[b - 1] === HT)) b--;
           f.hostStart = a - headStart;
           f.hostEnd = b - headStart;
+          f.hostLineStart = line - headStart;
+          f.hostLineEnd = lineEnd + 2 - headStart;
         }
         break;
     }

@@ -14,155 +14,50 @@
  *   the idle timeout passes with no response;
  * - the duration from the request head to the last byte of the response is observed by method and status class.
  * Upgrades (WebSocket) and CONNECT become a raw tunnel after the upstream's 101 (2xx for CONNECT). Pipelined
- * requests wait, unread, until the response before them is complete.
+ * requests wait, unread, until the response before them is complete. A request head must be complete within the
+ * port's header timeout from its first byte (else 408); one with a bare CR or LF is refused at once (400), and so
+ * is a chunked body with one. An upstream's response with one is a malformed response (502).
  *
- * On a port shared by exposures each request is routed by Host and path (src/proxy/host-router.ts): no route is a
- * plain 404, a Host that is no host name a 400, and on TLS a Host whose certificate is not the one the client's
- * SNI chose a 421. Exposures get X-Forwarded-For/-Proto/-Host (the client's own are dropped unless it is a
- * trusted proxy, whose values are kept and appended to), their head (431) and body (413) limits, their
- * redirect_http (308 to https) and their access log. A connection's metrics count for the route of its first
- * request (the port's default route when it never sends one).
+ * On a port shared by exposures each request is routed by Host and path (src/proxy/request-routing.ts, which also
+ * says what is refused before a route: 400, 404, 421). Exposures get X-Forwarded-For/-Proto/-Host
+ * (src/proxy/forwarded-head.ts), their head (431) and body (413) limits, their redirect_http (308 to https) and
+ * their access log. A connection's metrics count for the route of its first request (the port's default route when
+ * it never sends one). Upstream connections come from, and go back to, the keep-alive pool of
+ * src/proxy/upstream-pool.ts.
  */
 import type { Socket } from 'node:net';
 import { BodyFramer, MALFORMED, NEED_MORE } from './body-framer.js';
 import { now } from './clock.js';
 import { connectOnce, type Attempt } from './connector.js';
+import { forwardedHead } from './forwarded-head.js';
 import { clientAddress } from './access-log.js';
-import type { CertEntry } from './certificates.js';
 import { normalizeHost, splitTarget } from './host-router.js';
 import {
   errorResponse,
   findHeadEnd,
-  FWD_FOR,
-  FWD_HOST,
-  FWD_PROTO,
+  HEAD_BARE_LINE_END,
   HttpHeadError,
-  hostOf,
   MAX_HEAD_BYTES,
   parseRequestHead,
   parseResponseHead,
   responseHasNoBody,
-  rewriteRequestHead,
-  targetOf,
   withConnectionClose,
   withoutConnectionHeader,
   type RequestHead,
   type ResponseHead,
 } from './http-head.js';
 import type { LiveRoute } from './live-route.js';
-import type { FrontendStats, RetryReason, RouteStats } from './metrics.js';
+import type { RetryReason, RouteStats } from './metrics.js';
+import { routeRequest } from './request-routing.js';
+import { PLAIN_CONNECTION, type ConnectionInfo, type RouteSource } from './route-source.js';
 import type { Session } from './session.js';
-import type { GroupState, PooledConnection, UpstreamState } from './upstream-registry.js';
+import { fromPool, NON_IDEMPOTENT_MAX_IDLE_MS, UpstreamConnection, type UpstreamOwner } from './upstream-pool.js';
+import type { GroupState, UpstreamState } from './upstream-registry.js';
 
 /** The most request bytes kept for a retry; a larger request is sent once. */
 export const MAX_RETAINED_BYTES = 64 * 1024;
-/** Idle upstream connections kept per upstream. */
-export const POOL_MAX_PER_UPSTREAM = 128;
 
 const noop = () => {};
-
-/** A keep-alive connection to an upstream: attached to one session at a time, or parked in the upstream's pool. */
-export class UpstreamConnection implements PooledConnection {
-  session: HttpSession | null = null;
-  idleSince = 0;
-  /** Responses completed on it: a failure on a reused connection may be a stale keep-alive, not a sick upstream. */
-  served = 0;
-
-  constructor(
-    readonly socket: Socket,
-    readonly state: UpstreamState,
-  ) {
-    socket.on('data', (d: Buffer) => {
-      if (this.session) this.session.upstreamData(d);
-      else this.destroy();
-    });
-    socket.on('drain', () => this.session?.upstreamDrain());
-    socket.on('end', () => {
-      if (this.session) this.session.upstreamGone(this, false);
-      else this.destroy();
-    });
-    socket.on('error', noop);
-    socket.on('close', () => {
-      if (this.session) this.session.upstreamGone(this, true);
-      else this.unpool();
-    });
-  }
-
-  park(): void {
-    this.session = null;
-    const pool = this.state.idle as UpstreamConnection[];
-    if (this.state.retired || pool.length >= POOL_MAX_PER_UPSTREAM || this.socket.destroyed) return this.destroy();
-    // idleSince was set when its last response completed.
-    pool.push(this);
-  }
-
-  private unpool(): void {
-    const pool = this.state.idle as UpstreamConnection[];
-    const i = pool.indexOf(this);
-    if (i >= 0) pool.splice(i, 1);
-  }
-
-  destroy(): void {
-    this.session = null;
-    this.socket.destroy();
-  }
-}
-
-/**
- * A request that must not be sent twice goes only on a connection that was busy moments ago: an upstream may close
- * a connection that idled longer (its keep-alive timeout) just as the request is sent, and only an idempotent
- * request can then be retried.
- */
-export const NON_IDEMPOTENT_MAX_IDLE_MS = 1000;
-
-/** Takes the most recently used idle connection to `u` from its pool (idle at most `maxIdleMs`), or null. */
-function fromPool(u: UpstreamState, maxIdleMs: number): UpstreamConnection | null {
-  const pool = u.idle as UpstreamConnection[];
-  const t = now();
-  while (pool.length > 0) {
-    if (t - pool[pool.length - 1]!.idleSince > maxIdleMs) return null;
-    const c = pool.pop()!;
-    if (!c.socket.destroyed && c.socket.writable && c.socket.readable) return c;
-    c.destroy();
-  }
-  return null;
-}
-
-/** Closes pooled connections idle for longer than `maxIdleMs` (run periodically by the proxy). */
-export function sweepPool(u: UpstreamState, maxIdleMs: number, t: number): void {
-  const pool = u.idle as UpstreamConnection[];
-  let kept = 0;
-  for (const c of pool) {
-    if (t - c.idleSince > maxIdleMs) c.destroy();
-    else pool[kept++] = c;
-  }
-  pool.length = kept;
-}
-
-export interface RouteSource {
-  /** The one route of a port without Host or path routing (a loopback listener, a lone catch-all exposure). */
-  readonly only: LiveRoute | null;
-  /** The port's default route: a connection's idle timeout before its first request, its metrics if it never sends one. */
-  readonly fallback: LiveRoute;
-  /** The route in force now for a request (host normalised, or null when none was sent; path without query). */
-  route(host: string | null, path: string): LiveRoute | null;
-  /** The largest head any route of the port accepts. */
-  readonly maxHeadBytes: number;
-  readonly stats: FrontendStats;
-  /** The certificate a TLS handshake with this server name was given. */
-  certFor(servername: string): CertEntry | null;
-}
-
-/** What the accepting socket knows about a connection. */
-export interface ConnectionInfo {
-  /** TLS was terminated here. */
-  readonly secure: boolean;
-  /** The SNI name the client sent (TLS), normalised. */
-  readonly servername: string | null;
-  readonly tlsVersion: string | null;
-}
-
-export const PLAIN_CONNECTION: ConnectionInfo = { secure: false, servername: null, tlsVersion: null };
 
 /** What an access-log line of a request says beyond the route. */
 interface LoggedRequest {
@@ -174,7 +69,7 @@ interface LoggedRequest {
 type ReqPhase = 'head' | 'body' | 'done';
 type ResPhase = 'idle' | 'wait' | 'head' | 'body' | 'tunnel';
 
-export class HttpSession implements Session {
+export class HttpSession implements Session, UpstreamOwner {
   /** The stats this connection counts in (set by its first request; see the file comment). */
   private connStats: RouteStats | null = null;
   private route: LiveRoute;
@@ -207,6 +102,8 @@ export class HttpSession implements Session {
   private tried: Set<UpstreamState> | null = null;
   private pausedForUpstream = false;
   private pausedForStash = false;
+  /** Runs while a request head is partly here (src/proxy/route-source.ts `headTimeoutMs`). */
+  private headTimer: NodeJS.Timeout | null = null;
 
   // upstream and response
   private up: UpstreamConnection | null = null;
@@ -278,11 +175,14 @@ export class HttpSession implements Session {
     let fresh = false;
     if (this.reqPhase === 'head') {
       const end = findHeadEnd(buf, off, off + searchFrom);
+      if (end === HEAD_BARE_LINE_END) return void this.reject('badRequest', 400, 'Bad Request', 'a bare CR or LF in the head\n');
       if (end < 0) {
         if (buf.length - off > this.source.maxHeadBytes) return void this.reject('headTooLarge', 431, 'Request Header Fields Too Large', 'request head too large\n');
         this.partial = off === 0 ? buf : buf.subarray(off);
+        if (off < buf.length) this.headTimer ??= setTimeout(() => this.headTimeout(), this.source.headTimeoutMs);
         return;
       }
+      this.clearHeadTimer();
       if (end - off > this.source.maxHeadBytes) return void this.reject('headTooLarge', 431, 'Request Header Fields Too Large', 'request head too large\n');
       let head: RequestHead;
       try {
@@ -305,7 +205,7 @@ export class HttpSession implements Session {
       const from = fresh && this.reqHeadInPlace ? off : -1;
       const bodyStart = fresh && this.reqHeadInPlace ? off + this.req!.length : off;
       const r = this.reqFramer.feed(buf, bodyStart, buf.length);
-      if (r === MALFORMED) return this.answer(400, 'Bad Request', 'malformed chunked body\n');
+      if (r === MALFORMED) return this.responded ? this.abort() : this.answer(400, 'Bad Request', 'malformed chunked body\n');
       const to = r === NEED_MORE ? buf.length : r;
       const limit = this.route.spec.limits.bodyBytes;
       if (limit > 0 && (this.bodySeen += to - bodyStart) > limit) {
@@ -339,32 +239,13 @@ export class HttpSession implements Session {
    * proxy answered it itself (no route, a limit, a redirect).
    */
   private startRequest(head: RequestHead, bytes: Buffer, buf: Buffer, off: number): Buffer | null {
-    const only = this.source.only;
-    let route = only;
-    let hostValue: string | null = null;
-    let target = '';
-    if (only === null || only.spec.forwarded) {
-      target = targetOf(buf, off, head);
-      const split = splitTarget(target);
-      hostValue = split.host ?? hostOf(buf, off, head);
-      let host: string | null = null;
-      if (hostValue !== null) {
-        host = normalizeHost(hostValue);
-        if (host === null) return this.reject('badRequest', 400, 'Bad Request', 'invalid Host header\n');
-      } else if (head.minor === 1) return this.reject('badRequest', 400, 'Bad Request', 'no Host header\n');
-      if (only === null) {
-        route = this.source.route(host, split.path);
-        if (route === null) return this.reject('noRoute', 404, 'Not Found', 'not found\n');
-      }
-      const sni = this.conn.servername;
-      if (sni !== null && route!.cert !== null && host !== sni && this.source.certFor(sni) !== route!.cert) {
-        return this.reject('misdirected', 421, 'Misdirected Request', 'this host is not served on this TLS connection\n');
-      }
-    }
-    this.route = route!;
-    if (this.connStats === null) this.attribute(route!);
-    const spec = route!.spec;
-    route!.budget.request(now());
+    const routed = routeRequest(this.source, this.conn, buf, off, head);
+    if ('reason' in routed) return this.reject(routed.reason, routed.status, routed.text, routed.body);
+    const { route, host: hostValue, hostFromTarget, target } = routed;
+    this.route = route;
+    if (this.connStats === null) this.attribute(route);
+    const spec = route.spec;
+    route.budget.request(now());
     this.req = head;
     this.startedAt = now();
     this.wantsClose = head.close || this.draining;
@@ -378,7 +259,7 @@ export class HttpSession implements Session {
     this.resBytes = 0;
     this.bodySeen = 0;
     this.servedBy = null;
-    this.logged = route!.access ? { method: buf.toString('latin1', off, off + Math.min(head.targetStart - 1, 32)), host: hostValue, target: target.length > 1024 ? `${target.slice(0, 1024)}…` : target } : null;
+    this.logged = route.access ? { method: buf.toString('latin1', off, off + Math.min(head.targetStart - 1, 32)), host: hostValue, target: target.length > 1024 ? `${target.slice(0, 1024)}…` : target } : null;
     if (spec.redirectTo !== undefined) {
       const port = spec.redirectTo === 443 ? '' : `:${spec.redirectTo}`;
       const where = hostValue === null ? null : normalizeHost(hostValue);
@@ -400,7 +281,9 @@ export class HttpSession implements Session {
     }
     // Keep the upstream connection reusable when only the client wants to close.
     const dropConnection = head.close && head.minor === 1 && head.connectionIsCloseOnly;
-    const out = spec.forwarded ? this.forwardedHead(bytes, head, dropConnection, hostValue) : dropConnection ? withoutConnectionHeader(bytes, head.connectionLines) : bytes;
+    const out = spec.forwarded
+      ? forwardedHead(bytes, head, { dropConnection, host: hostValue, hostFromTarget, client: this.remote(), secure: this.conn.secure, trust: route })
+      : dropConnection ? withoutConnectionHeader(bytes, head.connectionLines) : bytes;
     this.reqHeadInPlace = out === bytes;
     if (head.chunked) this.reqFramer.reset('chunked');
     else if (head.contentLength > 0) this.reqFramer.reset('length', head.contentLength);
@@ -410,39 +293,6 @@ export class HttpSession implements Session {
     this.retainedBytes = 0;
     this.pending = [];
     return out;
-  }
-
-  /**
-   * An exposure's request head: X-Forwarded-For (the client's address, after the values a trusted proxy sent),
-   * X-Forwarded-Proto and X-Forwarded-Host (a trusted proxy's kept, otherwise ours); the client's own X-Forwarded-*
-   * and Forwarded lines dropped unless it is trusted.
-   */
-  private forwardedHead(bytes: Buffer, head: RequestHead, dropConnection: boolean, hostValue: string | null): Buffer {
-    const drop: number[] = dropConnection ? [...head.connectionLines] : [];
-    const lines = head.forwardedLines;
-    const trusted = lines.length > 0 && this.route.trusts(this.remote());
-    let chain = '';
-    let keepProto = false;
-    let keepHost = false;
-    for (let i = 0; i < lines.length; i += 3) {
-      const kind = lines[i]!;
-      const a = lines[i + 1]!;
-      const b = lines[i + 2]!;
-      if (!trusted) {
-        drop.push(a, b);
-        continue;
-      }
-      if (kind === FWD_FOR) {
-        const value = bytes.toString('latin1', bytes.indexOf(58, a) + 1, b - 2).trim();
-        if (value) chain += chain ? `, ${value}` : value;
-        drop.push(a, b);
-      } else if (kind === FWD_PROTO) keepProto = true;
-      else if (kind === FWD_HOST) keepHost = true;
-    }
-    let extra = `X-Forwarded-For: ${chain ? `${chain}, ` : ''}${this.remote()}\r\n`;
-    if (!keepProto) extra += `X-Forwarded-Proto: ${this.conn.secure ? 'https' : 'http'}\r\n`;
-    if (!keepHost && hostValue !== null) extra += `X-Forwarded-Host: ${hostValue}\r\n`;
-    return rewriteRequestHead(bytes, drop, extra);
   }
 
   /** Request bytes towards the upstream: kept for a retry while allowed, queued until a connection is attached. */
@@ -495,9 +345,24 @@ export class HttpSession implements Session {
     this.abort();
   }
 
+  /** A request head begun and not finished within the port's head timeout (slow clients hold no connection). */
+  private headTimeout(): void {
+    this.headTimer = null;
+    if (this.closed || this.finishing || this.reqPhase !== 'head' || this.partial === null) return;
+    this.partial = null;
+    this.reject('headTimeout', 408, 'Request Timeout', 'the request head took too long\n');
+  }
+
+  private clearHeadTimer(): void {
+    if (this.headTimer === null) return;
+    clearTimeout(this.headTimer);
+    this.headTimer = null;
+  }
+
   private clientClosed(): void {
     if (this.closed) return;
     this.closed = true;
+    this.clearHeadTimer();
     if (this.connStats === null) this.attribute(this.source.fallback);
     const s = this.connStats!;
     s.active -= 1;
@@ -653,6 +518,7 @@ export class HttpSession implements Session {
     while (this.resPhase === 'head') {
       const end = findHeadEnd(buf, off, off + searchFrom);
       searchFrom = 0;
+      if (end === HEAD_BARE_LINE_END) return this.upstreamBroken('a bare CR or LF in the response head');
       if (end < 0) {
         if (buf.length - off > MAX_HEAD_BYTES) return this.upstreamBroken('response head too large');
         this.resPartial = off === 0 ? buf : buf.subarray(off);
@@ -671,6 +537,7 @@ export class HttpSession implements Session {
       if (res.status >= 100 && res.status < 200 && res.status !== 101) {
         this.responded = true;
         this.retained = null;
+        this.resBytes += head.length;
         this.client.write(head);
         continue;
       }
@@ -786,7 +653,8 @@ export class HttpSession implements Session {
     const u = this.up?.state;
     if (u && this.group) this.route.registry.failure(u, this.group, reason);
     this.dropUpstream();
-    if (this.responded) this.client.destroy();
+    // Once a byte of the response went to the client it cannot be told otherwise; until then it gets a 502.
+    if (this.resBytes > 0) this.client.destroy();
     else this.answer(502, 'Bad Gateway', 'the upstream sent a malformed response\n');
   }
 
@@ -855,7 +723,7 @@ export class HttpSession implements Session {
   }
 
   /** An answer before the request has a route: counted on the port, never in a route's histogram. */
-  private reject(reason: 'badRequest' | 'headTooLarge' | 'noRoute' | 'misdirected', status: number, text: string, body: string): null {
+  private reject(reason: 'badRequest' | 'headTooLarge' | 'headTimeout' | 'noRoute' | 'misdirected', status: number, text: string, body: string): null {
     this.source.stats[reason] += 1;
     this.req = null;
     this.logged = null;
@@ -866,6 +734,7 @@ export class HttpSession implements Session {
   /** Ends our side, and reads (and drops) whatever the client still sends until it closes too. */
   private finish(last?: Buffer): void {
     this.finishing = true;
+    this.clearHeadTimer();
     this.stash = null;
     this.releaseIdle();
     if (this.client.destroyed) return;

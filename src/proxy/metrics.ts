@@ -84,6 +84,7 @@ export interface FrontendView {
 export class FrontendStats {
   badRequest = 0;
   headTooLarge = 0;
+  headTimeout = 0;
   noRoute = 0;
   misdirected = 0;
   tlsHandshakeFailures = 0;
@@ -265,7 +266,7 @@ export class ProxyMetrics {
     const fronts = () => this.fronts.values();
     new Counter({
       name: 'glow_proxy_http_rejected_total',
-      help: 'HTTP requests answered by the proxy before any route: bad_request (400, smuggling shapes included), head_too_large (431), no_route (404: no exposure of the port serves the host), misdirected (421: TLS name and Host lead to different certificates).',
+      help: 'HTTP requests answered by the proxy before any route: bad_request (400, smuggling shapes included), head_too_large (431), head_timeout (408: the head was not complete within the head timeout), no_route (404: no exposure of the port serves the host), misdirected (421: TLS name and Host lead to different certificates).',
       labelNames: ['frontend', 'reason'] as const,
       registers: [r],
       collect() {
@@ -273,6 +274,7 @@ export class ProxyMetrics {
         for (const f of fronts()) {
           this.inc({ frontend: f.frontend, reason: 'bad_request' }, f.badRequest);
           this.inc({ frontend: f.frontend, reason: 'head_too_large' }, f.headTooLarge);
+          this.inc({ frontend: f.frontend, reason: 'head_timeout' }, f.headTimeout);
           this.inc({ frontend: f.frontend, reason: 'no_route' }, f.noRoute);
           this.inc({ frontend: f.frontend, reason: 'misdirected' }, f.misdirected);
         }

@@ -20,12 +20,12 @@ import type { AccessLog } from './access-log.js';
 import { DEFAULT_PANIC_SHARE } from './balancer.js';
 import { CertStore } from './certificates.js';
 import { now } from './clock.js';
-import { sweepPool } from './http-session.js';
+import { sweepPool } from './upstream-pool.js';
 import { LiveRoute } from './live-route.js';
 import { ProxyMetrics, type CertificateView } from './metrics.js';
 import { DEFAULT_RETRY_BUDGET, RetryBudget, type RetryBudgetOptions } from './retry-budget.js';
 import { frontendsOf, readRoutesFile, type FrontendSpec, type RouteSpec } from './routes-file.js';
-import { TcpFrontend } from './tcp-frontend.js';
+import { HEAD_TIMEOUT_MS, TcpFrontend } from './tcp-frontend.js';
 import { UdpFrontend } from './udp-frontend.js';
 import { DEFAULT_EJECTION, type EjectionPolicy } from './upstream-health.js';
 import { UpstreamRegistry } from './upstream-registry.js';
@@ -44,6 +44,8 @@ export interface ProxyOptions {
   readonly accessLog?: AccessLog;
   /** Certificate files are looked at this often for changes (default 1000 ms). */
   readonly certPollMs?: number;
+  /** How long an HTTP client may take to send a request head once it began (default HEAD_TIMEOUT_MS, 10 s; then 408). */
+  readonly headTimeoutMs?: number;
 }
 
 type Frontend = TcpFrontend | UdpFrontend;
@@ -69,6 +71,7 @@ export class Proxy {
   private readonly panicShare: number;
   private readonly budgetOptions: RetryBudgetOptions;
   private readonly bindRetryMs: number;
+  private readonly headTimeoutMs: number;
   private node = '';
   private appliedAt: string | null = null;
   private chain: Promise<unknown> = Promise.resolve();
@@ -81,6 +84,7 @@ export class Proxy {
     this.panicShare = opts.panicShare ?? DEFAULT_PANIC_SHARE;
     this.budgetOptions = opts.retryBudget ?? DEFAULT_RETRY_BUDGET;
     this.bindRetryMs = opts.bindRetryMs ?? 2000;
+    this.headTimeoutMs = opts.headTimeoutMs ?? HEAD_TIMEOUT_MS;
     this.registry = new UpstreamRegistry(opts.log, opts.ejection ?? DEFAULT_EJECTION, {
       onRetired: (u) => this.metrics.retireUpstream(u),
     });
@@ -189,7 +193,7 @@ export class Proxy {
   }
 
   private create(spec: FrontendSpec, routes: LiveRoute[]): Frontend {
-    return spec.transport === 'udp' ? new UdpFrontend(spec, routes, this.log) : new TcpFrontend(spec, routes, this.log, this.metrics.frontend(spec.key));
+    return spec.transport === 'udp' ? new UdpFrontend(spec, routes, this.log) : new TcpFrontend(spec, routes, this.log, this.metrics.frontend(spec.key), this.headTimeoutMs);
   }
 
   /** Every (exposure, certificate) served now, for the metrics. */

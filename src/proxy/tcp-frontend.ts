@@ -15,8 +15,10 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import type { CertEntry } from './certificates.js';
+import { ProxyError } from './errors.js';
 import { HostRouter, normalizeHost } from './host-router.js';
-import { HttpSession, PLAIN_CONNECTION, type ConnectionInfo, type RouteSource } from './http-session.js';
+import { HttpSession } from './http-session.js';
+import { PLAIN_CONNECTION, type ConnectionInfo, type RouteSource } from './route-source.js';
 import type { LiveRoute } from './live-route.js';
 import type { FrontendStats } from './metrics.js';
 import type { FrontendSpec } from './routes-file.js';
@@ -25,6 +27,8 @@ import { TcpSession } from './tcp-session.js';
 
 /** How long a client may take to complete its TLS handshake. */
 export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
+/** How long a client may take from the first byte of an HTTP request head to its end (then 408). */
+export const HEAD_TIMEOUT_MS = 10_000;
 
 export class TcpFrontend implements RouteSource {
   readonly key: string;
@@ -50,7 +54,7 @@ export class TcpFrontend implements RouteSource {
     const host = normalizeHost(servername);
     const cert = host === null ? null : this.certFor(host);
     if (cert === null) return cb(null); // the default context (the `secureContext` of the socket)
-    if (cert.context === null) return cb(new Error(`no certificate is loaded for ${servername}`));
+    if (cert.context === null) return cb(new ProxyError('GLOW_E_PROXY_TLS', `no certificate is loaded for ${servername}`));
     cb(null, cert.context);
   };
 
@@ -59,6 +63,7 @@ export class TcpFrontend implements RouteSource {
     routes: readonly LiveRoute[],
     private readonly log: Logger,
     readonly stats: FrontendStats,
+    readonly headTimeoutMs: number = HEAD_TIMEOUT_MS,
   ) {
     this.key = spec.key;
     this.setRoutes(spec, routes);

@@ -13,7 +13,7 @@ import { TLSSocket } from 'node:tls';
 import { clientAddress } from './access-log.js';
 import { now } from './clock.js';
 import { connectWithRetries, type Attempt, type Refusal } from './connector.js';
-import type { ConnectionInfo } from './http-session.js';
+import type { ConnectionInfo } from './route-source.js';
 import type { LiveRoute } from './live-route.js';
 import type { Session } from './session.js';
 import type { UpstreamState } from './upstream-registry.js';

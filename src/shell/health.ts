@@ -1,39 +1,19 @@
 /**
- * Is an instance healthy? The same rule as the proxy's active check: an HTTP GET of the app's `health.http`
- * (2xx or 3xx), else a TCP connect to each provided tcp/http port, on 127.0.0.1. An app that provides no such port
- * is healthy once systemd says it is active. Used by rolling restarts: the next instance restarts only when the
- * previous one is healthy again.
+ * Is an instance healthy? Used by rolling restarts: the next instance restarts only when the previous one is
+ * healthy again. The check itself is the proxy's active check (src/proxy/health-probe.ts), the one implementation
+ * of the rule: an HTTP GET of the app's `health.http` (2xx or 3xx) on `health.port` or its first tcp/http port, else
+ * a TCP connect to `health.port` or to each provided tcp/http port, on 127.0.0.1. An app that provides no such port
+ * is healthy once systemd says it is active.
  */
-import { request } from 'node:http';
-import { connect } from 'node:net';
 import type { PlannedInstance } from '../plan/node-plan.js';
+import { probe } from '../proxy/health-probe.js';
 
-export function tcpCheck(port: number, timeoutMs: number, host = '127.0.0.1'): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host, port });
-    const done = (ok: boolean) => {
-      s.destroy();
-      resolve(ok);
-    };
-    s.setTimeout(timeoutMs, () => done(false));
-    s.once('connect', () => done(true));
-    s.once('error', () => done(false));
-  });
+export async function tcpCheck(port: number, timeoutMs: number, host = '127.0.0.1'): Promise<boolean> {
+  return (await probe({ host, port, timeoutMs })) === null;
 }
 
-export function httpCheck(port: number, path: string, timeoutMs: number, host = '127.0.0.1'): Promise<boolean> {
-  return new Promise((resolve) => {
-    const req = request({ host, port, path, method: 'GET', timeout: timeoutMs, headers: { 'user-agent': 'glow-health' } }, (res) => {
-      res.resume();
-      resolve((res.statusCode ?? 500) < 400);
-    });
-    req.once('timeout', () => {
-      req.destroy();
-      resolve(false);
-    });
-    req.once('error', () => resolve(false));
-    req.end();
-  });
+export async function httpCheck(port: number, path: string, timeoutMs: number, host = '127.0.0.1'): Promise<boolean> {
+  return (await probe({ host, port, path, timeoutMs })) === null;
 }
 
 /** One check of an instance, as configured. */

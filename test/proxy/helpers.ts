@@ -393,3 +393,76 @@ export function proxyUnderTest(name: string, opts: Omit<ProxyOptions, 'log'> = {
     status: async () => JSON.parse((await adminGet(adminPath, '/status')).body) as ProxyStatus,
   };
 }
+
+/** An HTTP upstream that keeps every byte it receives, as received, and answers each head it sees `200 ok`. */
+export interface RecordingUpstream {
+  readonly port: number;
+  /** Every byte received, on every connection, in order (latin1). */
+  received(): string;
+  /** Connections accepted. */
+  readonly accepted: number;
+}
+
+export async function recordingUpstream(host: string): Promise<RecordingUpstream> {
+  let all = '';
+  const u = await new TcpUpstream(host, (s) => {
+    let pending = '';
+    s.setEncoding('latin1');
+    s.on('data', (d: string) => {
+      all += d;
+      pending += d;
+      let i: number;
+      while ((i = pending.indexOf('\r\n\r\n')) >= 0) {
+        pending = pending.slice(i + 4);
+        s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+      }
+    });
+    s.on('end', () => s.end());
+  }).listen();
+  return {
+    port: u.port,
+    received: () => all,
+    get accepted() {
+      return u.accepted;
+    },
+  };
+}
+
+export interface RawReply {
+  /** Everything the proxy sent (latin1). */
+  readonly data: string;
+  /** The proxy closed (or ended) the connection within the deadline. */
+  readonly closed: boolean;
+  /** Milliseconds from the first write to the close (or to the deadline). */
+  readonly ms: number;
+}
+
+/**
+ * Writes `parts` on one connection, `gapMs` apart, and collects what comes back until the proxy ends the connection
+ * or `deadlineMs` passes (then `closed` is false: a connection left hanging is an answer here, not a failure).
+ */
+export function rawExchange(port: number, parts: string[], opts: { gapMs?: number; deadlineMs?: number } = {}): Promise<RawReply> {
+  return new Promise((resolve) => {
+    const s = connect({ host: '127.0.0.1', port });
+    const t0 = Date.now();
+    let data = '';
+    let done = false;
+    const timers: NodeJS.Timeout[] = [];
+    const finish = (closed: boolean) => {
+      if (done) return;
+      done = true;
+      for (const t of timers) clearTimeout(t);
+      s.destroy();
+      resolve({ data, closed, ms: Date.now() - t0 });
+    };
+    s.setEncoding('latin1');
+    s.on('data', (d: string) => (data += d));
+    s.on('end', () => finish(true));
+    s.on('close', () => finish(true));
+    s.on('error', () => finish(true));
+    s.on('connect', () => {
+      parts.forEach((p, i) => timers.push(setTimeout(() => !done && s.write(p), i * (opts.gapMs ?? 0))));
+      timers.push(setTimeout(() => finish(false), opts.deadlineMs ?? 3000));
+    });
+  });
+}
