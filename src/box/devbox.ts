@@ -19,7 +19,7 @@ import pino from 'pino';
 import type { Logger } from 'pino';
 import { Counter } from 'prom-client';
 import type { AgentStatus, InstanceStatus, ProblemReport } from '../shell/status.js';
-import { ensureArtifact } from '../shell/artifacts.js';
+import { ensureArtifact } from '../shell/artifacts/ensure.js';
 import { writeFileAtomic } from '../shell/fs-atomic.js';
 import { AgentMetrics } from '../shell/metrics.js';
 import { RepoLoop } from '../shell/repo-loop.js';

@@ -27,7 +27,7 @@ import { renderRoutes } from '../render/routes.js';
 import { renderUnits } from '../render/units.js';
 import { planNode } from '../plan/node-plan.js';
 import type { NodePlan, PlannedInstance } from '../plan/node-plan.js';
-import { ensureArtifact } from '../shell/artifacts.js';
+import { ensureArtifact } from '../shell/artifacts/ensure.js';
 import { symlinkAtomic, writeFileAtomic } from '../shell/fs-atomic.js';
 import { checkInstance } from '../shell/health.js';
 import { ensureProxyGroup, removeTlsFile, writeTlsFile } from './tls-files.js';

@@ -16,8 +16,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { ARTIFACT_CODES } from '../../src/base/codes.js';
-import { ensureArtifact } from '../../src/shell/artifacts.js';
-import type { EnsureArtifactOptions } from '../../src/shell/artifacts.js';
+import { ensureArtifact } from '../../src/shell/artifacts/ensure.js';
+import type { EnsureArtifactOptions } from '../../src/shell/artifacts/ensure.js';
 import { GlowError } from '../../src/base/errors.js';
 
 const T = { timeout: 30_000 };
