@@ -336,7 +336,7 @@ export class DevBox {
       case 'ensure-artifact': {
         const source = snapshot.settings.artifacts;
         if (source === undefined) throw new GlowError('GLOW_E_ARTIFACT_SOURCE', `app \`${step.app}\` uses the exec runtime but glow.yaml names no \`artifacts\``);
-        const r = await ensureArtifact({ stateDir: this.#opts.stateDir, source, repoDir: this.#opts.repo, image: step.image, version: step.version, ...(step.digest ? { digest: step.digest } : {}) });
+        const r = await ensureArtifact({ stateDir: this.#opts.stateDir, source, repoDir: this.#opts.repo, image: step.image, version: step.version, command: plan.instances.find((i) => i.app === step.app)?.command, ...(step.digest ? { digest: step.digest } : {}) });
         if (r.fetched) this.#term.note(`artifact ${step.image} ${step.version} unpacked in ${r.dir}`);
         return;
       }
