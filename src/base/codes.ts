@@ -64,7 +64,7 @@ export const PROXY_CODES = {
   GLOW_E_PROXY_GROUP: 'the group that may read delivered TLS keys does not exist and cannot be created',
 } as const;
 
-/** exec artifacts: fetched, verified and unpacked once (src/shell/artifacts.ts). */
+/** exec artifacts: fetched, verified and unpacked once (src/shell/artifacts/). */
 export const ARTIFACT_CODES = {
   GLOW_E_ARTIFACT_SOURCE: 'an exec app is to run but glow.yaml names no `artifacts`',
   GLOW_E_ARTIFACT_FETCH:
@@ -72,9 +72,11 @@ export const ARTIFACT_CODES = {
   GLOW_E_ARTIFACT_MISSING: 'the artifact directory holds neither <image>/<version>.tar.gz nor <image>/<version>/',
   GLOW_E_ARTIFACT_DIGEST: "an artifact's sha256 is not the app's `digest`, or the digest cannot be checked (unpacked directory source)",
   GLOW_E_ARTIFACT_UNPACK:
-    'an artifact could not be unpacked: not a tar.gz, a damaged or unsupported archive, or an entry or link leading out of it',
+    'an artifact could not be unpacked: not a tar.gz, a damaged or unsupported archive, an entry or link leading out of it, too many entries, or no room',
   GLOW_E_ARTIFACT_NAME:
     'an image or version cannot name an artifact: it would lead out of the artifact store, or shares its directory with another image',
+  GLOW_E_ARTIFACT_LAYOUT:
+    "a tarball holds its build directory instead of its content: the app's command is not at its root but inside its one top-level directory",
 } as const;
 
 /** Log forwarding (src/logs/): in `glow status`, the log and the metrics of each sink. */

@@ -19,7 +19,7 @@ import pino from 'pino';
 import type { Logger } from 'pino';
 import { Counter } from 'prom-client';
 import type { AgentStatus, InstanceStatus, ProblemReport } from '../shell/status.js';
-import { ensureArtifact } from '../shell/artifacts.js';
+import { ensureArtifact } from '../shell/artifacts/ensure.js';
 import { writeFileAtomic } from '../shell/fs-atomic.js';
 import { AgentMetrics } from '../shell/metrics.js';
 import { RepoLoop } from '../shell/repo-loop.js';
@@ -336,7 +336,7 @@ export class DevBox {
       case 'ensure-artifact': {
         const source = snapshot.settings.artifacts;
         if (source === undefined) throw new GlowError('GLOW_E_ARTIFACT_SOURCE', `app \`${step.app}\` uses the exec runtime but glow.yaml names no \`artifacts\``);
-        const r = await ensureArtifact({ stateDir: this.#opts.stateDir, source, repoDir: this.#opts.repo, image: step.image, version: step.version, ...(step.digest ? { digest: step.digest } : {}) });
+        const r = await ensureArtifact({ stateDir: this.#opts.stateDir, source, repoDir: this.#opts.repo, image: step.image, version: step.version, command: plan.instances.find((i) => i.app === step.app)?.command, ...(step.digest ? { digest: step.digest } : {}) });
         if (r.fetched) this.#term.note(`artifact ${step.image} ${step.version} unpacked in ${r.dir}`);
         return;
       }

@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, realpathSync, statSync, writeFileSync } from 'no
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ensureArtifact } from '../shell/artifacts.js';
+import { ensureArtifact } from '../shell/artifacts/ensure.js';
 import { getUnix } from '../shell/control.js';
 import { GlowError } from '../base/errors.js';
 import { loadRepository } from '../config/load.js';

@@ -7,6 +7,7 @@
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { mkdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { fsyncDir } from '../shell/fs-atomic.js';
 
 export function cursorPath(stateDir: string, sink: string): string {
   return join(stateDir, 'logs', `${sink}.cursor`);
@@ -35,16 +36,7 @@ export async function writeCursor(path: string, cursor: string): Promise<void> {
     await fh.close();
   }
   await rename(tmp, path);
-  try {
-    const d = await open(dir, 'r');
-    try {
-      await d.sync();
-    } finally {
-      await d.close();
-    }
-  } catch {
-    // a file system that cannot fsync a directory: the rename is still atomic
-  }
+  await fsyncDir(dir);
 }
 
 /** Moves a cursor that journalctl refuses aside (`.cursor.bad`), for an operator to look at. */

@@ -1,10 +1,21 @@
 /**
- * Writing files so that readers never see half of one: write a temporary file in the same directory, fsync it,
- * rename it over the target, fsync the directory.
+ * Writing files so that readers never see half of one, and so that what was written survives a crash: the one
+ * place in Glow that fsyncs a file's directory.
+ *
+ * - writeFileAtomic: write a temporary file in the same directory, fsync it, rename it over the target, fsync the
+ *   directory (config files, TLS files, unit files).
+ * - createFileDurable / copyFileDurable: create a file that must not exist yet, with its mode whatever the umask,
+ *   fsynced (the files of an artifact, which is renamed into place as a whole directory).
+ * - fsyncDir / fsyncDirSync: make a rename or a creation in a directory durable. A file system that refuses to
+ *   fsync a directory (some do: EINVAL, ENOTSUP…) is tolerated, because the rename is still atomic there; any
+ *   other failure (EIO) is thrown.
  */
-import { closeSync, fchmodSync, fchownSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fchmodSync, fchownSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, writeSync } from 'node:fs';
 import type { Stats } from 'node:fs';
+import { copyFile, open } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { errnoOf } from '../base/errors.js';
 
 /** Writes `path` whole or not at all, with `mode` (umask aside) and, given `gid`, owned by root and that group. */
 export function writeFileAtomic(path: string, content: string | Uint8Array, mode = 0o644, gid?: number): void {
@@ -26,7 +37,7 @@ export function writeFileAtomic(path: string, content: string | Uint8Array, mode
   }
   closeSync(fd);
   renameSync(tmp, path);
-  syncDir(dir);
+  fsyncDirSync(dir);
 }
 
 /** Creates or replaces a symbolic link atomically. */
@@ -37,19 +48,80 @@ export function symlinkAtomic(target: string, path: string): void {
   rmSync(tmp, { force: true });
   symlinkSync(target, tmp);
   renameSync(tmp, path);
-  syncDir(dir);
+  fsyncDirSync(dir);
 }
 
-export function syncDir(dir: string): void {
+/** The errors of a file system that cannot fsync a directory (the rename or creation is atomic all the same). */
+const DIR_FSYNC_REFUSED = new Set(['EINVAL', 'ENOTSUP', 'EOPNOTSUPP', 'EISDIR', 'EBADF', 'EPERM', 'EACCES']);
+
+function tolerated(e: unknown): boolean {
+  const code = errnoOf(e);
+  return code !== undefined && DIR_FSYNC_REFUSED.has(code);
+}
+
+/** Makes what was created, removed or renamed in `dir` durable. */
+export async function fsyncDir(dir: string): Promise<void> {
+  let fh: FileHandle | undefined;
   try {
-    const fd = openSync(dir, 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    // some file systems refuse fsync on directories; the rename is still atomic
+    fh = await open(dir, 'r');
+    await fh.sync();
+  } catch (e) {
+    if (!tolerated(e)) throw e;
+  } finally {
+    await fh?.close();
+  }
+}
+
+/** fsyncDir, for the synchronous writers above. */
+export function fsyncDirSync(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(dir, 'r');
+    fsyncSync(fd);
+  } catch (e) {
+    if (!tolerated(e)) throw e;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** Writes all of `chunk` at the file handle's position (a write may write less than asked). */
+export async function writeAll(fh: FileHandle, chunk: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+}
+
+/**
+ * Creates `path`, which must not exist (O_EXCL: never through a link), with `content` and `mode` and fsyncs it.
+ * `chmod: false` skips the chmod when the caller knows the umask takes no bit of `mode`.
+ */
+export async function createFileDurable(
+  path: string,
+  content: string | Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+  mode = 0o644,
+  opts: { chmod?: boolean } = {},
+): Promise<void> {
+  const fh = await open(path, 'wx', mode);
+  try {
+    if (typeof content === 'string') await writeAll(fh, Buffer.from(content, 'utf8'));
+    else if (content instanceof Uint8Array) await writeAll(fh, content);
+    else for await (const chunk of content) await writeAll(fh, chunk);
+    if (opts.chmod !== false) await fh.chmod(mode);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Copies `from` to `path`, which must not exist, with `mode` whatever the umask, fsynced. */
+export async function copyFileDurable(from: string, path: string, mode: number): Promise<void> {
+  await copyFile(from, path, fsConstants.COPYFILE_EXCL);
+  const fh = await open(path, 'r+');
+  try {
+    await fh.chmod(mode);
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }
 

@@ -27,7 +27,7 @@ import { renderRoutes } from '../render/routes.js';
 import { renderUnits } from '../render/units.js';
 import { planNode } from '../plan/node-plan.js';
 import type { NodePlan, PlannedInstance } from '../plan/node-plan.js';
-import { ensureArtifact } from '../shell/artifacts.js';
+import { ensureArtifact } from '../shell/artifacts/ensure.js';
 import { symlinkAtomic, writeFileAtomic } from '../shell/fs-atomic.js';
 import { checkInstance } from '../shell/health.js';
 import { ensureProxyGroup, removeTlsFile, writeTlsFile } from './tls-files.js';
@@ -208,7 +208,7 @@ export class Agent {
           case 'ensure-artifact': {
             const source = snapshot.settings.artifacts;
             if (source === undefined) throw new GlowError('GLOW_E_ARTIFACT_SOURCE', `app \`${step.app}\` uses the exec runtime but glow.yaml names no \`artifacts\``);
-            await ensureArtifact({ stateDir: env.stateDir, source, repoDir: this.#opts.repo, image: step.image, version: step.version, ...(step.digest ? { digest: step.digest } : {}) });
+            await ensureArtifact({ stateDir: env.stateDir, source, repoDir: this.#opts.repo, image: step.image, version: step.version, command: plan.instances.find((i) => i.app === step.app)?.command, ...(step.digest ? { digest: step.digest } : {}) });
             break;
           }
           case 'write-config':

@@ -16,8 +16,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { ARTIFACT_CODES } from '../../src/base/codes.js';
-import { ensureArtifact } from '../../src/shell/artifacts.js';
-import type { EnsureArtifactOptions } from '../../src/shell/artifacts.js';
+import { ensureArtifact } from '../../src/shell/artifacts/ensure.js';
+import type { EnsureArtifactOptions } from '../../src/shell/artifacts/ensure.js';
 import { GlowError } from '../../src/base/errors.js';
 
 const T = { timeout: 30_000 };
@@ -511,6 +511,65 @@ describe('archives that lead out are refused whole', { timeout: 60_000 }, () => 
       const bytes = readFileSync(out);
       writeFileSync(out, bytes.subarray(0, bytes.length >> 1));
     });
+  });
+});
+
+describe('the layout of a tarball: command paths are relative to its root', { timeout: 60_000 }, () => {
+  const web = (root: string) => makeTree(root, { 'web-1.0.0/bin/web': { content: '#!/bin/sh\necho web\n', mode: 0o755 }, 'web-1.0.0/lib/x': 'x' });
+
+  test('a tarball of the build directory itself is refused with the fix; repacked, the same version installs', T, async () => {
+    const build = web(fresh('build'));
+    const store = fresh('store');
+    tgz(join(store, 'acme/worker/1.0.0.tar.gz'), build, ['web-1.0.0']); // the mistake: web-1.0.0/bin/web
+    const state = fresh('state');
+    const e = await rejectsWith(
+      ensureArtifact(opts(state, store, { command: ['bin/web', '--serve'] })),
+      'GLOW_E_ARTIFACT_LAYOUT',
+      /acme\/worker 1\.0\.0/,
+      /the command bin\/web is not at the root of the tarball but inside its one top-level directory web-1\.0\.0\/ \(web-1\.0\.0\/bin\/web\)/,
+      /tar -czf 1\.0\.0\.tar\.gz -C web-1\.0\.0 \./,
+      /nothing was installed/,
+    );
+    assert.doesNotMatch(e.message, /\n/);
+    assertNothingLeft(state);
+
+    // As the message says: the content of the directory at the root, published again under the same version.
+    tgz(join(store, 'acme/worker/1.0.0.tar.gz'), join(build, 'web-1.0.0'), ['.']);
+    const r = await ensureArtifact(opts(state, store, { command: ['bin/web', '--serve'] }));
+    assert.equal(r.fetched, true);
+    assert.equal(execFileSync(join(r.dir, 'bin/web'), { encoding: 'utf8' }), 'web\n');
+  });
+
+  test('already unpacked with the wrong layout (before the command was known): said, with how to replace it', T, async () => {
+    const store = fresh('store');
+    tgz(join(store, 'acme/worker/1.0.0.tar.gz'), web(fresh('build')), ['web-1.0.0']);
+    const state = fresh('state');
+    const r = await ensureArtifact(opts(state, store)); // no command: nothing to check against
+    assert.equal(r.fetched, true);
+    await rejectsWith(ensureArtifact(opts(state, store, { command: ['bin/web'] })), 'GLOW_E_ARTIFACT_LAYOUT', /already unpacked in/, /new version/);
+  });
+
+  test('a right layout with one top-level directory, a command found nowhere, and no command are not layout errors', T, async () => {
+    const store = fresh('store');
+    tgz(join(store, 'acme/worker/1.0.0.tar.gz'), makeTree(fresh('build'), { 'bin/web': { content: 'x', mode: 0o755 } }), ['.']);
+    const state = fresh('state');
+    assert.equal((await ensureArtifact(opts(state, store, { command: ['bin/web'] }))).fetched, true); // its one directory is bin/
+    tgz(join(store, 'acme/worker/2.0.0.tar.gz'), web(fresh('build')), ['web-1.0.0']);
+    const missing = await ensureArtifact(opts(state, store, { version: '2.0.0', command: ['bin/other'] })); // left to the instance
+    assert.equal(missing.fetched, true);
+  });
+
+  test('two callers sharing one fetch: each is checked against its own command', T, async () => {
+    const store = fresh('store');
+    tgz(join(store, 'acme/worker/1.0.0.tar.gz'), web(fresh('build')), ['web-1.0.0']);
+    const state = fresh('state');
+    const [plain, checked] = await Promise.allSettled([
+      ensureArtifact(opts(state, store)),
+      ensureArtifact(opts(state, store, { command: ['bin/web'] })),
+    ]);
+    assert.equal(plain.status, 'fulfilled');
+    assert.equal(checked.status, 'rejected');
+    assert.equal((checked as PromiseRejectedResult).reason.code, 'GLOW_E_ARTIFACT_LAYOUT');
   });
 });
 

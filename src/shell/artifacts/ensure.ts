@@ -1,0 +1,56 @@
+/**
+ * The exec runtime's artifacts, the entry point: `ensureArtifact()` makes sure that `<artifacts>/<image>/<version>`
+ * (a `.tar.gz`, or an unpacked directory of a directory source) is unpacked once into
+ * `<stateDir>/artifacts/<image with / as _>/<version>/` (artifactDir() of src/base/paths.ts), where the instances
+ * run it from. glowd (src/systemd/agent.ts) and the developer box (src/box/devbox.ts, src/cli/dev.ts) call it.
+ *
+ * The parts, one concept each, in src/shell/artifacts/:
+ * - store.ts: one store per state directory — fetches in progress shared by concurrent callers, temporaries;
+ * - install.ts: fetch, digest, unpack, layout check, record, one atomic rename;
+ * - source.ts, fetch.ts: http(s) and directory sources, downloaded or copied and hashed;
+ * - tar-reader.ts (the `tar` package's parser), entries.ts (the rules every entry passes), limits.ts,
+ *   unpack.ts, copy-tree.ts, tree-writer.ts: from an archive or a directory to a checked, durable tree;
+ * - layout.ts: the tarball that holds its build directory instead of its content;
+ * - record.ts: `.meta/<image>/<version>.json`; names.ts: image, version and digest.
+ *
+ * Once there, an artifact is never fetched or changed again: a version is immutable.
+ */
+import { storeFor } from './store.js';
+
+export { DEFAULT_ARTIFACT_TIMEOUT_MS } from './fetch.js';
+
+export interface EnsureArtifactOptions {
+  /** Glow's state directory (NodePaths.stateDir, /var/lib/glow). */
+  stateDir: string;
+  /** glow.yaml `artifacts`: an http(s) URL base or a directory. */
+  source: string;
+  /** The config repository, against which a relative directory `source` is resolved. */
+  repoDir?: string;
+  image: string;
+  version: string;
+  /** `sha256:<64 hex>`: the tarball must have this digest. */
+  digest?: string;
+  /**
+   * The app's `command` (its program relative to the artifact's root): when given, a tarball that holds its build
+   * directory instead of its content (`web-1.0.0/bin/web` for `bin/web`) is refused with GLOW_E_ARTIFACT_LAYOUT.
+   */
+  command?: readonly string[] | undefined;
+  signal?: AbortSignal;
+  /** Bound on the download (connection, headers and body); default 10 minutes. */
+  timeoutMs?: number;
+}
+
+export interface EnsureArtifactResult {
+  /** The unpacked artifact: artifactDir() of src/base/paths.ts. */
+  dir: string;
+  /** True if this call (or the fetch it shared) downloaded or copied it; false if it was already there. */
+  fetched: boolean;
+}
+
+/**
+ * Makes sure the artifact `image` `version` is unpacked on this node and returns its directory. Throws a GlowError
+ * with one of ARTIFACT_CODES (src/base/codes.ts), or the signal's reason when aborted.
+ */
+export function ensureArtifact(opts: EnsureArtifactOptions): Promise<EnsureArtifactResult> {
+  return storeFor(opts.stateDir).ensure(opts);
+}
