@@ -8,7 +8,7 @@ import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, read
 import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { GlowError } from '../base/errors.js';
-import { symlinkAtomic, syncDir, writeFileAtomic } from '../shell/fs-atomic.js';
+import { fsyncDirSync, symlinkAtomic, writeFileAtomic } from '../shell/fs-atomic.js';
 import { REVISION_META, linkTarget } from './layout.js';
 import type { SyncLayout } from './layout.js';
 import { isLeftover, orphans, parseRevisionName, planPrune } from './revisions.js';
@@ -131,7 +131,7 @@ export function fsyncTree(dir: string): void {
       if (e.isDirectory()) walk(p);
       else if (e.isFile()) sync(p);
     }
-    sync(d);
+    fsyncDirSync(d);
   };
   walk(dir);
 }
@@ -142,7 +142,7 @@ export function finishTree(layout: SyncLayout, staging: string, meta: RevisionMe
   fsyncTree(staging);
   const final = join(layout.revisions, meta.name);
   renameSync(staging, final);
-  syncDir(layout.revisions);
+  fsyncDirSync(layout.revisions);
   return final;
 }
 
@@ -162,6 +162,6 @@ function removeRevision(layout: SyncLayout, name: string): void {
 export function prune(layout: SyncLayout, current: string | undefined, keep: number): string[] {
   const gone = planPrune(revisionNames(layout), current, keep);
   for (const n of gone) removeRevision(layout, n);
-  if (gone.length) syncDir(layout.revisions);
+  if (gone.length) fsyncDirSync(layout.revisions);
   return gone;
 }
