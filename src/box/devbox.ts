@@ -78,6 +78,8 @@ export class DevBox {
   readonly #restarts: Counter;
   readonly #startedAt = new Date();
   #stopping = false;
+  /** Called after every pass that applied a new revision (the CLI prints its banner after the first one). */
+  onApplied: ((first: boolean) => void) | undefined;
 
   constructor(opts: DevBoxOptions, terminal: Terminal, style: Style) {
     this.#opts = opts;
@@ -131,9 +133,6 @@ export class DevBox {
       this.metrics,
     );
   }
-
-  /** Called after every pass that applied a new revision (the CLI prints its banner after the first one). */
-  onApplied: ((first: boolean) => void) | undefined;
 
   async start(): Promise<void> {
     if (this.#opts.mode.kind === 'box') {

@@ -14,6 +14,7 @@ import { constants } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { GlowError } from '../base/errors.js';
+import { ConfigError } from '../config/errors.js';
 import type { Sink, Snapshot } from '../config/model.js';
 import type { SinkStatus } from '../logs/forwarder.js';
 import { describeStep, reconcile } from '../reconcile/node.js';
@@ -325,8 +326,7 @@ export class SystemdRuntime implements PassRuntime<Desired, ObservedNode, Step> 
 }
 
 function fields(e: GlowError): Record<string, unknown> {
-  const where = e as Partial<{ file: string; line: number; col: number }>;
-  return { code: e.code, file: where.file, line: where.line, col: where.col };
+  return e instanceof ConfigError ? { code: e.code, file: e.file, line: e.line, col: e.col } : { code: e.code };
 }
 
 function instanceOf(plan: NodePlan, unit: string): PlannedInstance | undefined {
