@@ -1,16 +1,16 @@
 /**
- * `glowd` (also `glow agent`): the node agent. Flags set what DESIGN.md gives as defaults; everything else
- * comes from the repository.
+ * `glowd` (also `glow agent`): the node agent. Flags set what src/base/paths.ts gives as defaults; everything
+ * else comes from the repository.
  */
 import { PROXY_UNIT } from '../base/names.js';
 import { AGENT_DEFAULTS, PROXY_ADMIN_SOCKET } from '../base/paths.js';
 import type { NodePaths } from '../base/paths.js';
 import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import type { Server } from 'node:http';
 import pino from 'pino';
 import { Agent } from '../systemd/agent.js';
-import { getUnix, json, listenControl, listenMetrics } from '../shell/control.js';
+import { getUnix, json, listenControl } from '../shell/control.js';
+import { MetricsEndpoint } from '../shell/metrics-server.js';
 import { AgentMetrics } from '../shell/metrics.js';
 import { observe } from '../systemd/observe.js';
 import { Systemd } from '../systemd/dbus.js';
@@ -101,27 +101,21 @@ export async function runAgent(argv: string[]): Promise<number> {
     json(res, { error: 'not found' }, 404);
   });
 
-  let metricsServer: Server | undefined;
-  let metricsAt: string | undefined;
-  const serveMetrics = async (listen: string) => {
-    if (listen === metricsAt) return;
-    await new Promise((r) => (metricsServer ? metricsServer.close(r) : r(undefined)));
+  // glowd's metrics followed by the proxy's (read from its admin socket): one scrape target per node.
+  const endpoint = new MetricsEndpoint(async () => {
+    let text = await metrics.registry.metrics();
     try {
-      metricsServer = await listenMetrics(listen, async (req, res) => {
-        if (req.url !== '/metrics') return json(res, { error: 'not found' }, 404);
-        let text = await metrics.registry.metrics();
-        try {
-          const proxy = await getUnix(PROXY_ADMIN_SOCKET, '/metrics', 2000);
-          if (proxy.status === 200) text += proxy.body;
-        } catch {
-          // the proxy is down or restarting: its metrics are missing from this scrape
-        }
-        res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text);
-      });
-      metricsAt = listen;
-      log.info({ listen }, 'metrics endpoint listening');
+      const proxy = await getUnix(PROXY_ADMIN_SOCKET, '/metrics', 2000);
+      if (proxy.status === 200) text += proxy.body;
+    } catch {
+      // the proxy is down or restarting: its metrics are missing from this scrape
+    }
+    return { contentType: metrics.registry.contentType, text };
+  });
+  const serveMetrics = async (listen: string) => {
+    try {
+      if (await endpoint.bind(listen)) log.info({ listen }, 'metrics endpoint listening');
     } catch (e) {
-      metricsAt = undefined;
       log.error({ listen, err: (e as Error).message }, 'cannot listen for metrics');
     }
   };
@@ -131,7 +125,7 @@ export async function runAgent(argv: string[]): Promise<number> {
     await agent.stop();
     await logs.stop(); // each sink finishes its batch in flight (bounded) and keeps its cursor
     control.close();
-    metricsServer?.close();
+    endpoint.close();
     systemd.close();
     process.exit(0);
   };

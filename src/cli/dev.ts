@@ -165,7 +165,7 @@ async function launchFor(box: DevBox, snapshot: Snapshot, inst: PlannedInstance,
       return launchOf(inst, { artifactDir: unpacked, podman: 'podman', session: process.env, stateDir });
     }
   }
-  const r = await ensureArtifact({ stateDir, source: store, repoDir: repo, image: inst.image, version: inst.version, ...(inst.digest ? { digest: inst.digest } : {}) });
+  const r = await ensureArtifact({ stateDir, source: store, repoDir: repo, image: inst.image, version: inst.version, command: inst.command, ...(inst.digest ? { digest: inst.digest } : {}) });
   return launchOf(inst, { artifactDir: r.dir, podman: 'podman', session: process.env, stateDir });
 }
 

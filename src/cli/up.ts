@@ -6,10 +6,10 @@
  */
 import { AGENT_DEFAULTS } from '../base/paths.js';
 import { existsSync, mkdirSync, realpathSync, rmSync, statSync } from 'node:fs';
-import type { Server } from 'node:http';
 import { homedir } from 'node:os';
 import { basename, relative, resolve } from 'node:path';
-import { getUnix, json, listenControl, listenMetrics } from '../shell/control.js';
+import { getUnix, json, listenControl } from '../shell/control.js';
+import { MetricsEndpoint } from '../shell/metrics-server.js';
 import { GlowError } from '../base/errors.js';
 import { loadRepository } from '../config/load.js';
 import { parseDuration } from '../config/notation.js';
@@ -107,21 +107,14 @@ export async function runUp(argv: string[]): Promise<number> {
     style,
   );
 
-  let metricsServer: Server | undefined;
-  let metricsAt: string | undefined;
-  const serveMetrics = async (listen: string) => {
-    if (listen === metricsAt) return;
-    await new Promise((r) => (metricsServer ? metricsServer.close(r) : r(undefined)));
-    metricsServer = await listenMetrics(listen, async (req, res) => {
-      if (req.url !== '/metrics') return json(res, { error: 'not found' }, 404);
-      const text = (await box.metrics.registry.metrics()) + (await box.proxy.metrics.text());
-      res.writeHead(200, { 'content-type': box.metrics.registry.contentType }).end(text);
-    });
-    metricsAt = listen;
-  };
+  // The box's metrics followed by its in-process proxy's: one scrape target, as on a node.
+  const endpoint = new MetricsEndpoint(async () => ({
+    contentType: box.metrics.registry.contentType,
+    text: (await box.metrics.registry.metrics()) + (await box.proxy.metrics.text()),
+  }));
   const wanted = f.metricsListen ?? (first.ok ? devMetricsListen(first.snapshot) : '127.0.0.1:9464');
   try {
-    await serveMetrics(wanted);
+    await endpoint.bind(wanted);
   } catch (e) {
     throw metricsError(wanted, e as NodeJS.ErrnoException);
   }
@@ -152,8 +145,7 @@ export async function runUp(argv: string[]): Promise<number> {
         .then(() => {
           control.close();
           rmSync(socket, { force: true });
-          metricsServer?.close();
-          metricsServer?.closeAllConnections();
+          endpoint.close();
           term.info('stopped');
           resolveDone(0);
         })
@@ -172,13 +164,13 @@ export async function runUp(argv: string[]): Promise<number> {
   if (first.ok) term.setKeys(devPlan(first.snapshot, { ...(f.node ? { node: f.node } : {}) }).plan.instances.map((i) => `${i.app}#${i.instance}`));
   box.onApplied = (firstTime) => {
     const plan = box.plan!;
-    if (plan.metricsListen !== metricsAt && !f.metricsListen) {
-      serveMetrics(plan.metricsListen).then(
-        () => term.info(`metrics now on http://${plan.metricsListen}/metrics`),
+    if (!f.metricsListen) {
+      endpoint.bind(plan.metricsListen).then(
+        (moved) => moved && term.info(`metrics now on http://${plan.metricsListen}/metrics`),
         (e: NodeJS.ErrnoException) => term.error(metricsError(plan.metricsListen, e).message),
       );
     }
-    if (firstTime) banner(term, plan, { repo: shown, metrics: metricsAt ?? wanted, self, outside: mode.except });
+    if (firstTime) banner(term, plan, { repo: shown, metrics: endpoint.listen ?? wanted, self, outside: mode.except });
   };
   term.info(`glow up ${shown}${f.node ? ` --node ${f.node}` : ''}: state in ${stateDir}`);
   box.start().catch((e: unknown) => term.error(`${(e as Error).message}`));

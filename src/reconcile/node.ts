@@ -19,6 +19,8 @@ import { appOfStorePath, configStorePath, tlsStorePath } from '../base/paths.js'
 import type { NodePaths } from '../base/paths.js';
 import type { NodePlan, PlannedConfigFile } from '../plan/node-plan.js';
 import type { RenderedUnits } from '../render/units.js';
+import { artifactSteps, configChanges, configReaction, restartsOnChange } from './common.js';
+import type { EnsureArtifact } from './common.js';
 
 export interface ObservedUnit {
   readonly activeState: string;
@@ -49,7 +51,7 @@ export interface Desired {
 }
 
 export type Step =
-  | { readonly kind: 'ensure-artifact'; readonly app: string; readonly image: string; readonly version: string; readonly digest?: string }
+  | EnsureArtifact
   | { readonly kind: 'write-config'; readonly file: PlannedConfigFile; readonly storePath: string }
   | { readonly kind: 'remove-config'; readonly storePath: string }
   | { readonly kind: 'write-tls'; readonly source: string; readonly storePath: string }
@@ -82,27 +84,12 @@ export function reconcile(desired: Desired, observed: ObservedNode, env: NodePat
   const { plan, units } = desired;
 
   // 1. Artifacts of the exec instances (the daemon returns at once when one is unpacked already).
-  const seenArtifact = new Set<string>();
-  for (const i of plan.instances) {
-    if (i.runtime !== 'exec' || seenArtifact.has(`${i.image}\0${i.version}`)) continue;
-    seenArtifact.add(`${i.image}\0${i.version}`);
-    steps.push({ kind: 'ensure-artifact', app: i.app, image: i.image, version: i.version, ...(i.digest ? { digest: i.digest } : {}) });
-  }
+  steps.push(...artifactSteps(plan.instances));
 
   // 2. Config files: write what differs, remember which apps must react.
-  const changedConfig = new Map<string, PlannedConfigFile[]>();
-  const wantedStore = new Set<string>();
-  for (const f of plan.files) {
-    const storePath = storePathOf(env, f);
-    wantedStore.add(storePath);
-    if (observed.configFiles.get(storePath)?.sha256 === f.sha256) continue;
-    steps.push({ kind: 'write-config', file: f, storePath });
-    if (observed.configFiles.has(storePath)) {
-      const list = changedConfig.get(f.app) ?? [];
-      list.push(f);
-      changedConfig.set(f.app, list);
-    }
-  }
+  const { write, changed: changedConfig } = configChanges(plan.files, (f) => observed.configFiles.get(storePathOf(env, f))?.sha256);
+  for (const f of write) steps.push({ kind: 'write-config', file: f, storePath: storePathOf(env, f) });
+  const wantedStore = new Set(plan.files.map((f) => storePathOf(env, f)));
   // A file no longer wanted goes when no instance of its app runs any more (a retiring one still reads it).
   const runningApps = new Set<string>();
   for (const [name, u] of observed.units) {
@@ -178,7 +165,7 @@ export function reconcile(desired: Desired, observed: ObservedNode, env: NodePat
     const configWritten = Math.max(
       0,
       ...plan.files
-        .filter((f) => f.app === app && f.onChange === 'restart')
+        .filter((f) => f.app === app && restartsOnChange(f))
         .map((f) => (changedConfig.get(app)?.includes(f) ? Infinity : (observed.configFiles.get(storePathOf(env, f))?.mtimeMs ?? 0))),
     );
     const toRestart: string[] = [];
@@ -197,9 +184,8 @@ export function reconcile(desired: Desired, observed: ObservedNode, env: NodePat
       if (since < unitWritten || since < configWritten) toRestart.push(unit);
     }
     if (toRestart.length > 0) steps.push({ kind: 'rolling-restart', app, units: toRestart, reason });
-    const signals = new Set((changedConfig.get(app) ?? []).filter((f) => f.onChange === 'reload').map((f) => f.signal));
     const toSignal = running.filter((u) => !toRestart.includes(u));
-    for (const signal of [...signals].sort()) {
+    for (const [signal] of configReaction(changedConfig.get(app) ?? []).signals) {
       if (toSignal.length > 0) steps.push({ kind: 'signal', app, units: toSignal, signal });
     }
   }
@@ -213,4 +199,44 @@ export function reconcile(desired: Desired, observed: ObservedNode, env: NodePat
   // 8. Certificates no route names any more (after the reload that stopped naming them).
   for (const storePath of [...(observed.tlsFiles?.keys() ?? [])].sort()) if (!wantedTls.has(storePath)) steps.push({ kind: 'remove-tls', storePath });
   return steps;
+}
+
+/** One line per step, for glowd's log and `glow plan` on a node. */
+export function describeStep(s: Step): string {
+  switch (s.kind) {
+    case 'ensure-artifact':
+      return `artifact ${s.image}:${s.version}`;
+    case 'write-config':
+      return `deliver ${s.file.path} (${s.file.app})`;
+    case 'remove-config':
+      return `remove ${s.storePath}`;
+    case 'write-tls':
+      return `deliver ${s.source} (tls)`;
+    case 'remove-tls':
+      return `remove ${s.storePath}`;
+    case 'write-routes':
+      return 'write proxy routes';
+    case 'write-unit':
+      return `write ${s.name}`;
+    case 'remove-unit':
+      return `remove ${s.name}`;
+    case 'link-want':
+      return `enable ${s.name}`;
+    case 'unlink-want':
+      return `disable ${s.name}`;
+    case 'daemon-reload':
+      return 'daemon-reload';
+    case 'start':
+      return `start ${s.unit}`;
+    case 'restart':
+      return `restart ${s.unit}`;
+    case 'reload-proxy':
+      return 'reload the proxy';
+    case 'rolling-restart':
+      return `rolling restart of ${s.units.join(', ')} (${s.reason})`;
+    case 'signal':
+      return `${s.signal} to ${s.units.join(', ')}`;
+    case 'retire':
+      return `retire ${s.unit}`;
+  }
 }

@@ -1,5 +1,5 @@
 /**
- * Following a repository, for glowd (src/systemd/agent.ts) and the developer box (src/box/devbox.ts): chokidar
+ * Following a repository, for the pass of glowd and of the developer box (src/shell/pass.ts): chokidar
  * watches the directory, a burst of changes is read once after `debounceMs` of quiet, nothing is read while a git
  * checkout holds `.git/index.lock`, a tick re-plans now and then without a change, and passes run one at a time (a
  * change during a pass asks for one more).

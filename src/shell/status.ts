@@ -2,12 +2,16 @@
  * The status of a node as `glow status` shows it, the same shape for glowd and the developer box: the revision
  * applied, the errors of the repository and of the last pass, the proxy, every instance, the log sinks.
  */
+import type { GlowCode } from '../base/codes.js';
 import type { SinkStatus } from '../logs/forwarder.js';
 import type { FrontendStatus } from '../proxy/proxy.js';
 
+/** One error, as `glow status` shows it: always a registered Glow code (src/base/codes.ts), with the system's
+ * errno underneath when there is one (`GLOW_E_APPLY` with errno `EACCES`). */
 export interface ProblemReport {
-  readonly code: string;
+  readonly code: GlowCode;
   readonly message: string;
+  readonly errno?: string;
   readonly unit?: string;
   readonly file?: string;
   readonly line?: number;

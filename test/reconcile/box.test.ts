@@ -8,7 +8,8 @@ import { loadRepository } from '../../src/config/load.js';
 import { memorySource } from '../../src/config/source.js';
 import { devPlan } from '../../src/plan/box-plan.js';
 import { instanceKey } from '../../src/base/names.js';
-import { definitionOf, diffBox } from '../../src/reconcile/box.js';
+import { diffBox } from '../../src/reconcile/box.js';
+import { definitionOf } from '../../src/reconcile/common.js';
 import type { BoxStep, ObservedBox } from '../../src/reconcile/box.js';
 import type { NodePlan } from '../../src/plan/node-plan.js';
 

@@ -2,7 +2,8 @@
  * The exec runtime's artifacts, the entry point: `ensureArtifact()` makes sure that `<artifacts>/<image>/<version>`
  * (a `.tar.gz`, or an unpacked directory of a directory source) is unpacked once into
  * `<stateDir>/artifacts/<image with / as _>/<version>/` (artifactDir() of src/base/paths.ts), where the instances
- * run it from. glowd (src/systemd/agent.ts) and the developer box (src/box/devbox.ts, src/cli/dev.ts) call it.
+ * run it from. Both runtimes' `ensure-artifact` step (src/systemd/runtime.ts, src/box/runtime.ts) and `glow dev`
+ * (src/cli/dev.ts) call it.
  *
  * The parts, one concept each, in src/shell/artifacts/:
  * - store.ts: one store per state directory — fetches in progress shared by concurrent callers, temporaries;
@@ -15,6 +16,8 @@
  *
  * Once there, an artifact is never fetched or changed again: a version is immutable.
  */
+import { GlowError } from '../../base/errors.js';
+import type { Snapshot } from '../../config/model.js';
 import { storeFor } from './store.js';
 
 export { DEFAULT_ARTIFACT_TIMEOUT_MS } from './fetch.js';
@@ -53,4 +56,23 @@ export interface EnsureArtifactResult {
  */
 export function ensureArtifact(opts: EnsureArtifactOptions): Promise<EnsureArtifactResult> {
   return storeFor(opts.stateDir).ensure(opts);
+}
+
+/** The `ensure-artifact` step of a pass (either runtime): the artifact of `app` from glow.yaml's `artifacts`. */
+export function ensureStepArtifact(
+  snapshot: Snapshot,
+  step: { readonly app: string; readonly image: string; readonly version: string; readonly digest?: string },
+  where: { readonly stateDir: string; readonly repoDir: string },
+): Promise<EnsureArtifactResult> {
+  const source = snapshot.settings.artifacts;
+  if (source === undefined) throw new GlowError('GLOW_E_ARTIFACT_SOURCE', `app \`${step.app}\` uses the exec runtime but glow.yaml names no \`artifacts\``);
+  return ensureArtifact({
+    stateDir: where.stateDir,
+    source,
+    repoDir: where.repoDir,
+    image: step.image,
+    version: step.version,
+    command: snapshot.apps.get(step.app)?.command,
+    ...(step.digest ? { digest: step.digest } : {}),
+  });
 }
