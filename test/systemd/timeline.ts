@@ -22,12 +22,15 @@ export interface UnitTimes {
   /** Its main process was started. */
   execMainStart: number;
   mainPid: number;
+  /** ActiveState, read together with the timestamps. */
+  state: string;
 }
 
 export async function unitTimes(node: SystemdNode, unit: string): Promise<UnitTimes> {
-  const props = ['ActiveExitTimestampMonotonic', 'InactiveEnterTimestampMonotonic', 'ActiveEnterTimestampMonotonic', 'ExecMainStartTimestampMonotonic', 'MainPID'];
+  const props = ['ActiveExitTimestampMonotonic', 'InactiveEnterTimestampMonotonic', 'ActiveEnterTimestampMonotonic', 'ExecMainStartTimestampMonotonic', 'MainPID', 'ActiveState'];
   const r = await node.execOk(['systemctl', 'show', '-p', props.join(','), unit]);
-  const v = Object.fromEntries(r.stdout.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), Number(l.slice(l.indexOf('=') + 1))]));
+  const raw = Object.fromEntries(r.stdout.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  const v = Object.fromEntries(Object.entries(raw).map(([k, x]) => [k, Number(x)]));
   return {
     unit,
     activeExit: v['ActiveExitTimestampMonotonic'] ?? 0,
@@ -35,7 +38,13 @@ export async function unitTimes(node: SystemdNode, unit: string): Promise<UnitTi
     activeEnter: v['ActiveEnterTimestampMonotonic'] ?? 0,
     execMainStart: v['ExecMainStartTimestampMonotonic'] ?? 0,
     mainPid: v['MainPID'] ?? 0,
+    state: raw['ActiveState'] ?? '',
   };
+}
+
+/** Restarted since `before` (a new main process) and active again, by one consistent reading. */
+export function restartedSince(t: UnitTimes, before: UnitTimes): boolean {
+  return t.execMainStart !== before.execMainStart && t.state === 'active' && t.activeEnter >= t.execMainStart;
 }
 
 /** The cursor of the node's newest journal entry: events after it are "since now". */
