@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { writeFileAtomic } from '../shell/fs-atomic.js';
+import { writeFileAtomic } from '../fs/atomic.js';
 import { GlowError } from '../base/errors.js';
 
 /** Writes `content` at `path` atomically; throws GLOW_E_DEVBOX_PATH with the fix when it may not. */

@@ -24,7 +24,7 @@ import type { Launch } from '../render/launch.js';
 import { routesOf } from '../render/routes.js';
 import type { ProxyRoutes } from '../render/routes.js';
 import { ensureStepArtifact } from '../shell/artifacts/ensure.js';
-import { writeFileAtomic } from '../shell/fs-atomic.js';
+import { writeFileAtomic } from '../fs/atomic.js';
 import type { Applied, PassResult, PassRuntime, Planned, Rejection, StepApp, StepContext } from '../shell/pass.js';
 import type { InstanceStatus, ProblemReport } from '../shell/status.js';
 import { formatError } from '../shell/style.js';

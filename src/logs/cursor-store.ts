@@ -7,7 +7,7 @@
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { mkdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { fsyncDir } from '../shell/fs-atomic.js';
+import { fsyncDir } from '../fs/atomic.js';
 
 export function cursorPath(stateDir: string, sink: string): string {
   return join(stateDir, 'logs', `${sink}.cursor`);

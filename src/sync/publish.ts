@@ -8,7 +8,7 @@ import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, read
 import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { GlowError } from '../base/errors.js';
-import { fsyncDirSync, symlinkAtomic, writeFileAtomic } from '../shell/fs-atomic.js';
+import { fsyncDirSync, symlinkAtomic, writeFileAtomic } from '../fs/atomic.js';
 import { REVISION_META, linkTarget } from './layout.js';
 import type { SyncLayout } from './layout.js';
 import { isLeftover, orphans, parseRevisionName, planPrune } from './revisions.js';

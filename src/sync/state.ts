@@ -1,6 +1,6 @@
 /**
  * The state file of `glow sync` (`<dirname(repo)>/sync/state.json`, by default /var/lib/glow/sync/state.json):
- * what the last run did, for `glow status` and the metrics to read. Written whole (src/shell/fs-atomic.ts) by the run
+ * what the last run did, for `glow status` and the metrics to read. Written whole (src/fs/atomic.ts) by the run
  * that holds the lock, at the end of every run that got that far; a run that could not take the lock writes nothing.
  *
  *   {
@@ -23,7 +23,7 @@
 import { readFileSync } from 'node:fs';
 import { GlowError } from '../base/errors.js';
 import { isGlowCode } from '../base/codes.js';
-import { writeFileAtomic } from '../shell/fs-atomic.js';
+import { writeFileAtomic } from '../fs/atomic.js';
 
 export type SyncResult = 'published' | 'unchanged' | 'failed';
 

@@ -12,7 +12,7 @@ import { basename, join } from 'node:path';
 import type { ObservedNode, ObservedUnit } from '../reconcile/node.js';
 import { GENERATED_HEADER } from '../render/units.js';
 import type { Systemd, UnitState } from './dbus.js';
-import { walkFiles } from '../shell/fs-atomic.js';
+import { walkFiles } from '../fs/atomic.js';
 import { readTlsStore } from './tls-files.js';
 
 /** Glow's unit files in `unitDir`: names that look like ours and start with our header. */

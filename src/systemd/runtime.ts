@@ -24,7 +24,7 @@ import { renderUnits } from '../render/units.js';
 import { planNode } from '../plan/node-plan.js';
 import type { NodePlan, PlannedInstance } from '../plan/node-plan.js';
 import { ensureStepArtifact } from '../shell/artifacts/ensure.js';
-import { symlinkAtomic, writeFileAtomic } from '../shell/fs-atomic.js';
+import { symlinkAtomic, writeFileAtomic } from '../fs/atomic.js';
 import { checkInstance } from '../shell/health.js';
 import type { Applied, PassResult, PassRuntime, Planned, Rejection, StepApp, StepContext } from '../shell/pass.js';
 import type { InstanceStatus, ProblemReport } from '../shell/status.js';

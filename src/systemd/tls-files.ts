@@ -18,7 +18,7 @@ import { createHash } from 'node:crypto';
 import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { dirname, relative } from 'node:path';
 import { GlowError } from '../base/errors.js';
-import { walkFiles, writeFileAtomic } from '../shell/fs-atomic.js';
+import { walkFiles, writeFileAtomic } from '../fs/atomic.js';
 
 export const PROXY_GROUP = 'glow-tls';
 export const TLS_FILE_MODE = 0o640;

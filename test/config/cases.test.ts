@@ -12,6 +12,12 @@
  *     snapshot PATH = JSON                   a value of the snapshot (maps shown as objects)
  *     plan NODE PATH = JSON                  a value of NODE's plan
  *     generate FILE BYTES                    write a YAML file of that size before loading (too large for git)
+ *     unit NODE FILE [Section] Key = value   the unit FILE rendered for NODE (renderUnits() of its plan, with the
+ *                                            default paths) has the line `Key=value` in [Section]
+ *     unit NODE FILE [Section] !Key          … has no `Key=` line in [Section]
+ *     unit NODE FILE [Section] !Key = value  … has no line `Key=value` in [Section]
+ *   (a key may appear several times in a section, as Environment= does: a `unit` line asks for one of them).
+ *   On a failed `unit` line the whole rendered unit is printed.
  * Every error the loader reports must be expected, and every expectation met. On failure the whole list of
  * actual errors is printed.
  */
@@ -24,6 +30,8 @@ import { fileURLToPath } from 'node:url';
 import { loadRepository } from '../../src/config/load.js';
 import { readRepo } from '../../src/config/source.js';
 import { planNode } from '../../src/plan/node-plan.js';
+import { DEFAULT_PATHS } from '../../src/base/paths.js';
+import { renderUnits } from '../../src/render/units.js';
 
 const CASES = fileURLToPath(new URL('../../../test/cases/', import.meta.url));
 
@@ -51,6 +59,7 @@ function parseCase(dir: string) {
   const expected: Expected[] = [];
   const values: { kind: 'snapshot' | 'plan'; node?: string; path: string; value: unknown; origin: string }[] = [];
   const generate: { file: string; bytes: number }[] = [];
+  const units: UnitLine[] = [];
   let ok = false;
   for (const abs of walk(dir)) {
     const rel = relative(dir, abs);
@@ -94,9 +103,52 @@ function parseCase(dir: string) {
     } else if ((m = /^snapshot (\S+) = (.+)$/.exec(line))) values.push({ kind: 'snapshot', path: m[1]!, value: JSON.parse(m[2]!), origin });
     else if ((m = /^plan (\S+) (\S+) = (.+)$/.exec(line))) values.push({ kind: 'plan', node: m[1]!, path: m[2]!, value: JSON.parse(m[3]!), origin });
     else if ((m = /^generate (\S+) (\d+)$/.exec(line))) generate.push({ file: m[1]!, bytes: Number(m[2]) });
+    else if ((m = /^unit (\S+) (\S+) \[([A-Za-z]+)\] (!?)([A-Za-z][A-Za-z0-9]*)(?: = (.*))?$/.exec(line))) {
+      units.push({ node: m[1]!, file: m[2]!, section: m[3]!, absent: m[4] === '!', key: m[5]!, ...(m[6] !== undefined ? { value: m[6] } : {}), origin });
+      if (m[4] !== '!' && m[6] === undefined) throw new Error(`${dir}/${origin}: \`unit … Key\` needs \`= value\` (or \`!Key\` for absence): ${line}`);
+    }
     else throw new Error(`${dir}/${origin}: cannot read this line: ${line}`);
   });
-  return { expected, values, generate, ok };
+  return { expected, values, generate, units, ok };
+}
+
+interface UnitLine {
+  node: string;
+  file: string;
+  section: string;
+  key: string;
+  /** Absent: any value of the key. */
+  value?: string;
+  /** `!Key`: the key (with that value, if given) must not be there. */
+  absent: boolean;
+  origin: string;
+}
+
+/** The `Key=value` lines of each [Section] of a unit file, in order. */
+function unitSections(text: string): Map<string, [string, string][]> {
+  const sections = new Map<string, [string, string][]>();
+  let current: [string, string][] | undefined;
+  for (const line of text.split('\n')) {
+    const head = /^\[([^\]]+)\]$/.exec(line);
+    if (head) {
+      current = sections.get(head[1]!) ?? [];
+      sections.set(head[1]!, current);
+    } else if (current && /^[A-Za-z]/.test(line) && line.includes('=')) {
+      current.push([line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]);
+    }
+  }
+  return sections;
+}
+
+function checkUnitLine(u: UnitLine, files: ReadonlyMap<string, string>): void {
+  const text = files.get(u.file);
+  const show = (why: string) => `${u.origin}: unit ${u.node} ${u.file} [${u.section}] ${u.absent ? '!' : ''}${u.key}${u.value !== undefined ? ` = ${u.value}` : ''}: ${why}`;
+  assert.ok(text !== undefined, show(`no such unit; ${u.node}'s units are ${[...files.keys()].join(', ')}`));
+  const entries = unitSections(text).get(u.section) ?? [];
+  const hits = entries.filter(([k, v]) => k === u.key && (u.value === undefined || v === u.value));
+  const found = entries.filter(([k]) => k === u.key).map(([k, v]) => `${k}=${v}`);
+  const why = u.absent ? `it is there (${hits.map(([k, v]) => `${k}=${v}`).join(', ')})` : `not there; [${u.section}] has ${found.length ? found.join(', ') : `no ${u.key}=`}`;
+  assert.ok(u.absent ? hits.length === 0 : hits.length > 0, `${show(why)}\n--- ${u.file} as rendered for ${u.node}:\n${text}---`);
 }
 
 /** The snapshot as plain JSON: Maps become objects, bytes become their length. */
@@ -146,6 +198,10 @@ describe('config repository cases', () => {
         unmatched.splice(i, 1);
       }
       assert.equal(unmatched.length, 0, `unexpected errors:\n${unmatched.map((e) => `  ${e.file}:${e.line}:${e.col} ${e.code} ${e.message}`).join('\n')}\n${show()}`);
+      for (const u of c.units) {
+        assert.ok(result.ok, `${u.origin}: the repository must be valid to render units; ${show()}`);
+        checkUnitLine(u, renderUnits(planNode(result.snapshot, u.node), DEFAULT_PATHS).files);
+      }
       for (const v of c.values) {
         assert.ok(result.ok, `${v.origin}: the repository must be valid to check values; ${show()}`);
         const subject = v.kind === 'snapshot' ? plain(result.snapshot) : plain(planNode(result.snapshot, v.node!));

@@ -92,8 +92,10 @@ export class Glowd {
     this.repo = repo;
   }
 
+  /** `extra` may override the defaults below (glowd refuses a flag given twice). */
   start(extra: string[] = []): void {
-    this.proc = this.node.spawn([NODE, join(ROOT, 'dist/src/cli/glowd.js'), '--repo', this.repo.dir, '--node', this.node.name, '--tick', '2s', '--health-timeout', '20s', ...extra]);
+    const defaults = ['--tick', '2s', '--health-timeout', '20s'].filter((a, i, all) => !extra.includes(i % 2 ? all[i - 1]! : a));
+    this.proc = this.node.spawn([NODE, join(ROOT, 'dist/src/cli/glowd.js'), '--repo', this.repo.dir, '--node', this.node.name, ...defaults, ...extra]);
     this.proc.stdout?.on('data', (d: Buffer) => (this.log += d.toString()));
     this.proc.stderr?.on('data', (d: Buffer) => (this.log += d.toString()));
   }

@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { bootNode, importBusyboxImage, stopAll } from '../harness/systemd-node.js';
 import type { SystemdNode } from '../harness/systemd-node.js';
 import { activeState, ask, eventually, Glowd, GLOW, mainPid, metricsText, NODE, Repo, sleep } from './fixture.js';
+import { assertRolledOneAtATime, assertTimesOneAtATime, journalCursor, journalEvents, restartedSince, unitTimes } from './timeline.js';
 
 after(stopAll);
 
@@ -110,25 +111,27 @@ describe('glowd on a real systemd node', () => {
     assert.equal(a.pid, state.webPid, 'reloaded, not restarted');
   });
 
-  test('change the version: a rolling restart, one instance at a time', async () => {
+  test('change the version: a rolling restart, one instance at a time, as systemd recorded it', async () => {
     repo.write('deployments/worker-1.yaml', 'app: worker\nnode: node-a\n');
     repo.write('deployments/worker-2.yaml', 'app: worker\nnode: node-a\n');
     await glowd.until((s) => s.instances.filter((i) => i.app === 'worker' && i.activeState === 'active').length === 2, 'two workers active');
-    const before = [await mainPid(node, 'glow-worker@1.service'), await mainPid(node, 'glow-worker@2.service')];
+    const units = ['glow-worker@1.service', 'glow-worker@2.service'];
+    const before = await Promise.all(units.map((u) => unitTimes(node, u)));
+    const cursor = await journalCursor(node);
     repo.artifact('worker', '2.0');
     repo.write('apps/worker.yaml', worker('2.0'));
-    let bothDown = false;
-    await eventually(async () => {
-      const states = await Promise.all([activeState(node, 'glow-worker@1.service'), activeState(node, 'glow-worker@2.service')]);
-      if (states.every((s) => s !== 'active')) bothDown = true;
-      const pids = [await mainPid(node, 'glow-worker@1.service'), await mainPid(node, 'glow-worker@2.service')];
-      return pids.every((p, i) => p !== 0 && p !== before[i]) && states.every((s) => s === 'active');
+    const after = await eventually(async () => {
+      const t = await Promise.all(units.map((u) => unitTimes(node, u)));
+      return t.every((x, i) => restartedSince(x, before[i]!)) && t;
     }, 'both workers restarted');
-    assert.equal(bothDown, false, 'never both down at once');
-    const env = await node.execOk(['cat', `/proc/${await mainPid(node, 'glow-worker@2.service')}/environ`]);
-    assert.match(env.stdout, /GLOW_VERSION=2\.0/);
-    const order = [...glowd.log.matchAll(/"unit":"(glow-worker@\d\.service)","reason":"its unit changed".*?"msg":"rolling restart"/g)].map((m) => m[1]);
-    assert.deepEqual(order, ['glow-worker@1.service', 'glow-worker@2.service']);
+    // From systemd's own records, not from glowd's log: worker #2 began to stop only once worker #1 was active
+    // again, and each stopped and started exactly once.
+    assertTimesOneAtATime(after);
+    assertRolledOneAtATime(await journalEvents(node, cursor, units), units);
+    for (const u of units) {
+      const env = await node.execOk(['cat', `/proc/${await mainPid(node, u)}/environ`]);
+      assert.match(env.stdout, /GLOW_VERSION=2\.0/, `${u} runs the new version`);
+    }
     assert.equal(await mainPid(node, 'glow-web@1.service'), state.webPid);
   });
 

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { GlowError } from '../../base/errors.js';
-import { writeAll } from '../fs-atomic.js';
+import { writeAll } from '../../fs/atomic.js';
 import { isFsError, reason } from './failure-reason.js';
 import { redact } from './source.js';
 

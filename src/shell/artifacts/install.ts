@@ -9,9 +9,9 @@
 import { rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { GlowError } from '../../base/errors.js';
-import { fsyncDir } from '../fs-atomic.js';
+import { fsyncDir } from '../../fs/atomic.js';
 import { copyTree } from './copy-tree.js';
-import type { EnsureArtifactOptions } from './ensure.js';
+import type { EnsureArtifactOptions } from './options.js';
 import { copyHashing, DEFAULT_ARTIFACT_TIMEOUT_MS, download } from './fetch.js';
 import { errorCode, reason } from './failure-reason.js';
 import { isDirectory, mkdirReadable } from './fs-probe.js';

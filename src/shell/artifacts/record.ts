@@ -7,7 +7,7 @@
 import { readFile, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { GlowError } from '../../base/errors.js';
-import { createFileDurable, fsyncDir } from '../fs-atomic.js';
+import { createFileDurable, fsyncDir } from '../../fs/atomic.js';
 import { mkdirReadable } from './fs-probe.js';
 import { label } from './names.js';
 

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { DEFAULT_PATHS, artifactDir } from '../../base/paths.js';
-import type { EnsureArtifactOptions, EnsureArtifactResult } from './ensure.js';
+import type { EnsureArtifactOptions, EnsureArtifactResult } from './options.js';
 import { errorCode } from './failure-reason.js';
 import { isDirectory, mkdirReadable } from './fs-probe.js';
 import { install } from './install.js';

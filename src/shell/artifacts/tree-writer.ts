@@ -9,7 +9,7 @@
  */
 import { chmod, link, mkdir, open, readdir, rm, symlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { copyFileDurable, createFileDurable, fsyncDir } from '../fs-atomic.js';
+import { copyFileDurable, createFileDurable, fsyncDir } from '../../fs/atomic.js';
 import type { Entry } from './entries.js';
 
 const SMALL_FILE = 256 * 1024;

@@ -1,10 +1,10 @@
-/** src/shell/fs-atomic.ts, the one place that fsyncs a directory: against a real file system. */
+/** src/fs/atomic.ts, the one place that fsyncs a directory: against a real file system. */
 import assert from 'node:assert/strict';
 import { lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { copyFileDurable, createFileDurable, fsyncDir, fsyncDirSync, writeFileAtomic } from '../../src/shell/fs-atomic.js';
+import { copyFileDurable, createFileDurable, fsyncDir, fsyncDirSync, writeFileAtomic } from '../../src/fs/atomic.js';
 
 const work = mkdtempSync(join(tmpdir(), 'glow-fs-atomic-'));
 after(() => rmSync(work, { recursive: true, force: true }));
