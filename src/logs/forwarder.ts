@@ -15,6 +15,8 @@
  *   (a 4xx) is reported and skipped; a batch too large (413) is split.
  * - **First start.** Without a cursor the reader starts at the beginning of the current boot.
  */
+import type { GlowCode } from '../base/codes.js';
+import { asGlowError } from '../base/errors.js';
 import type { Logger } from 'pino';
 import type { Sink } from '../config/model.js';
 import { backoffDelay, DEFAULT_BACKOFF } from './backoff.js';
@@ -153,10 +155,11 @@ export class Forwarder implements LagSource {
         this.#transport = await this.#o.openTransport();
         break;
       } catch (e) {
-        const err = e as { code?: string; message: string };
+        // A sink's own GlowError keeps its code (GLOW_E_SINK_TLS…); an errno becomes GLOW_E_LOG_SINK_START.
+        const err = asGlowError(e, 'GLOW_E_LOG_SINK_START');
         this.#state = 'failed';
         const wait = backoffDelay(attempt, this.#limits.startBackoff);
-        this.#problem(err.code ?? 'GLOW_E_LOG_SINK_START', `sink ${this.name} cannot start: ${err.message}; trying again in ${Math.round(wait / 1000)}s`);
+        this.#problem(err.code, `sink ${this.name} cannot start: ${err.message}; trying again in ${Math.round(wait / 1000)}s`);
         await this.#sleep(wait);
       }
     }
@@ -336,7 +339,7 @@ export class Forwarder implements LagSource {
     }, wait);
   }
 
-  #problem(code: string, message: string, level: 'error' | 'warn' | 'debug' = 'error'): void {
+  #problem(code: GlowCode, message: string, level: 'error' | 'warn' | 'debug' = 'error'): void {
     this.#lastError = { code, message, at: new Date().toISOString() };
     this.#o.log[level]({ sink: this.name, code }, message);
   }

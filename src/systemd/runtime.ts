@@ -67,7 +67,7 @@ export class SystemdRuntime implements PassRuntime<Desired, ObservedNode, Step> 
   /** Instances no longer deployed, and when they are to be stopped. */
   readonly #retireAt = new Map<string, number>();
   /** Apps whose rolling restart failed, with the template that failed: not retried until it changes. */
-  readonly #failedRollouts = new Map<string, string>();
+  readonly #failedRollouts = new Map<string, { readonly template: string; readonly unit: string; readonly message: string }>();
   #wake: NodeJS.Timeout | undefined;
   /** Called after every pass, applied or not. */
   onPassed: (() => void) | undefined;
@@ -234,9 +234,16 @@ export class SystemdRuntime implements PassRuntime<Desired, ObservedNode, Step> 
     }
   }
 
-  /** One at a time: restart, wait until healthy, next. A failure stops the roll-out of this template. */
+  /**
+   * One at a time: restart, wait until healthy, next. A failure stops the roll-out of this template; it stays
+   * stopped, and reported in every pass's errors (so in `glow status`), until the template changes.
+   */
   async #rollingRestart(app: string, units: readonly string[], reason: string, template: string, ctx: Ctx): Promise<void> {
-    if (this.#failedRollouts.get(app) === template) return;
+    const failed = this.#failedRollouts.get(app);
+    if (failed?.template === template) {
+      ctx.fail('GLOW_E_ROLLOUT_UNHEALTHY', failed.message, failed.unit);
+      return;
+    }
     this.#failedRollouts.delete(app);
     for (const unit of units) {
       const inst = instanceOf(ctx.applied.plan.plan, unit);
@@ -244,24 +251,40 @@ export class SystemdRuntime implements PassRuntime<Desired, ObservedNode, Step> 
       try {
         await this.#systemd.restart(unit);
       } catch (e) {
-        this.#failedRollouts.set(app, template);
+        this.#failedRollouts.set(app, { template, unit, message: `the roll-out of ${app} stopped at ${unit}: ${(e as Error).message}` });
         throw e;
       }
       if (inst && !(await this.#waitHealthy(unit, inst, ctx))) {
-        this.#failedRollouts.set(app, template);
-        ctx.fail('GLOW_E_ROLLOUT_UNHEALTHY', `${unit} did not become healthy within ${this.#opts.healthTimeoutMs / 1000}s after a restart (${reason}); the other instances of ${app} are left as they are`, unit);
+        const message = `${unit} did not become healthy within ${this.#opts.healthTimeoutMs / 1000}s after a restart (${reason}); the other instances of ${app} are left as they are`;
+        this.#failedRollouts.set(app, { template, unit, message });
+        ctx.fail('GLOW_E_ROLLOUT_UNHEALTHY', message, unit);
         return;
       }
     }
   }
 
+  /**
+   * Healthy as the proxy sees it: `rise` checks in a row pass (the app's health check, or for an app without a
+   * port, the unit being active), `interval` apart, all of the same process. An instance that comes up and falls
+   * again (a version that crashes a second after start) is not healthy, however often it is active for a moment.
+   */
   async #waitHealthy(unit: string, inst: PlannedInstance, ctx: Ctx): Promise<boolean> {
     const deadline = Date.now() + this.#opts.healthTimeoutMs;
+    const rise = inst.health?.rise ?? 2;
+    const intervalMs = inst.health?.intervalMs ?? 2000;
+    let passed = 0;
+    let pid = 0;
     while (Date.now() < deadline && !ctx.stopped) {
       const s = await this.#systemd.state(unit);
-      if (s.activeState === 'active' && (await checkInstance(inst))) return true;
       if (s.activeState === 'failed') return false;
-      await sleep(Math.min(200, inst.health?.intervalMs ?? 200));
+      const up = s.activeState === 'active';
+      if (up && s.mainPid !== pid) {
+        pid = s.mainPid; // a new process (the unit restarted): its checks count afresh
+        passed = 0;
+      }
+      passed = up && (await checkInstance(inst)) ? passed + 1 : 0;
+      if (passed >= rise) return true;
+      await sleep(passed > 0 ? intervalMs : Math.min(200, intervalMs));
     }
     return false;
   }
