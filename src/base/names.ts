@@ -16,8 +16,13 @@ export const PROXY_UNIT = 'glow-proxy.service';
 export const WANTS_DIR = `${TARGET}.wants`;
 /** The enablement link that starts glow.target at boot (with or without glowd). */
 export const BOOT_LINK = `multi-user.target.wants/${TARGET}`;
-/** The unit whose lines glowd forwards to the log sinks as the proxy's (its access log), under this app name. */
+/** The proxy's name as an app: its unit's RuntimeDirectory and syslog identifier, and the app its lines are
+ * forwarded as to the log sinks (its access log). */
 export const PROXY_APP = 'glow-proxy';
+/** The system group that may read the TLS keys glowd delivers (the proxy's supplementary group). */
+export const PROXY_GROUP = 'glow-tls';
+/** Every unit of Glow's, for systemd's ListUnitsByPatterns. */
+export const UNIT_PATTERNS: readonly string[] = ['glow-*', TARGET];
 
 export const templateName = (app: string): string => `glow-${app}@.service`;
 export const instanceUnit = (app: string, n: number): string => `glow-${app}@${n}.service`;

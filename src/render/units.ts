@@ -12,7 +12,7 @@
  * version or a new environment rewrites the template: that app's instances restart, one at a time.
  */
 import { posix } from 'node:path';
-import { BOOT_LINK, containerName, instanceUnit, PROXY_UNIT, stateDirectoryName, TARGET, templateName, WANTS_DIR } from '../base/names.js';
+import { BOOT_LINK, containerName, instanceUnit, PROXY_APP, PROXY_GROUP, PROXY_UNIT, stateDirectoryName, TARGET, templateName, WANTS_DIR } from '../base/names.js';
 import { artifactDir, filesRoot, PROXY_ADMIN_SOCKET, routesFile } from '../base/paths.js';
 import type { NodePaths } from '../base/paths.js';
 import type { NodePlan, PlannedConfigFile, PlannedInstance } from '../plan/node-plan.js';
@@ -67,7 +67,7 @@ function renderProxy(env: NodePaths): string {
       ['Type', 'notify'],
       ['NotifyAccess', 'all'],
       ['ExecStart', command([...env.glowCommand, 'proxy', '--routes', routesFile(env), '--admin', PROXY_ADMIN_SOCKET])],
-      ['RuntimeDirectory', 'glow-proxy'],
+      ['RuntimeDirectory', PROXY_APP],
       ['ExecReload', '/bin/kill -HUP $MAINPID'],
       ['Restart', 'always'],
       ['RestartSec', '1s'],
@@ -77,14 +77,14 @@ function renderProxy(env: NodePaths): string {
       ['Environment', `NODE_OPTIONS=${PROXY_NODE_OPTIONS}`],
       ['DynamicUser', 'yes'],
       // Delivered TLS keys are root:glow-tls 0640 (src/systemd/tls-files.ts): readable by the proxy only.
-      ['SupplementaryGroups', 'glow-tls'],
+      ['SupplementaryGroups', PROXY_GROUP],
       // Exposures on ports below 1024 without root.
       ['AmbientCapabilities', 'CAP_NET_BIND_SERVICE'],
       ['CapabilityBoundingSet', 'CAP_NET_BIND_SERVICE'],
       ...hardening(),
       ['ReadOnlyPaths', env.stateDir],
       ...tmpInstall(env).map((dir): [string, string] => ['BindReadOnlyPaths', dir]),
-      ['SyslogIdentifier', 'glow-proxy'],
+      ['SyslogIdentifier', PROXY_APP],
     ]],
     ['Install', [['WantedBy', TARGET]]],
   ]);

@@ -154,7 +154,7 @@ export class Systemd {
   }
 
   /** The loaded units matching shell-style patterns, with their states: one call, for the hot path. */
-  async listStates(patterns: string[]): Promise<Map<string, { activeState: string; subState: string; path: string }>> {
+  async listStates(patterns: readonly string[]): Promise<Map<string, { activeState: string; subState: string; path: string }>> {
     const [units] = (await this.#manager('ListUnitsByPatterns', 'asas', [[], patterns])) as [unknown[][]];
     return new Map(units.map((u) => [String(u[0]), { activeState: String(u[3]), subState: String(u[4]), path: String(u[6]) }]));
   }
@@ -166,7 +166,7 @@ export class Systemd {
   }
 
   /** Names of the loaded units matching shell-style patterns (e.g. `glow-*`), whatever their state. */
-  async listUnits(patterns: string[]): Promise<string[]> {
+  async listUnits(patterns: readonly string[]): Promise<string[]> {
     const [units] = (await this.#manager('ListUnitsByPatterns', 'asas', [[], patterns])) as [unknown[][]];
     return units.map((u) => String(u[0])).sort();
   }

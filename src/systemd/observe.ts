@@ -3,7 +3,7 @@
  * and by name), the states systemd reports for glow's units, the delivered config files and the routes file.
  * This is the "observed" input of reconcile().
  */
-import { BOOT_LINK, isGlowUnit, isTemplate, TARGET, WANTS_DIR } from '../base/names.js';
+import { BOOT_LINK, isGlowUnit, isTemplate, UNIT_PATTERNS, WANTS_DIR } from '../base/names.js';
 import { routesFile } from '../base/paths.js';
 import type { NodePaths } from '../base/paths.js';
 import { createHash } from 'node:crypto';
@@ -76,7 +76,7 @@ export function readRoutes(env: NodePaths): string | undefined {
 /** States of glow's units known to systemd, plus those glowd has files or links for. */
 export async function readUnitStates(systemd: Systemd, names: Iterable<string>): Promise<Map<string, UnitState>> {
   const all = new Set<string>(names);
-  for (const n of await systemd.listUnits(['glow-*', TARGET])) if (isGlowUnit(n) && !isTemplate(n)) all.add(n);
+  for (const n of await systemd.listUnits(UNIT_PATTERNS)) if (isGlowUnit(n) && !isTemplate(n)) all.add(n);
   // Asked all at once: D-Bus pipelines the calls.
   const wanted = [...all].filter((n) => !isTemplate(n)).sort();
   const states = await Promise.all(wanted.map((n) => systemd.state(n)));
@@ -90,7 +90,7 @@ export async function readUnitStates(systemd: Systemd, names: Iterable<string>):
 export async function observe(systemd: Systemd, unitDir: string, env: NodePaths): Promise<ObservedNode> {
   const unitFiles = readOwnUnitFiles(unitDir);
   const wants = readOwnLinks(unitDir);
-  const listed = await systemd.listStates(['glow-*', TARGET]);
+  const listed = await systemd.listStates(UNIT_PATTERNS);
   const running = [...listed].filter(([n, u]) => isGlowUnit(n) && u.activeState !== 'inactive' && u.activeState !== 'failed');
   const since = await Promise.all(running.map(([, u]) => systemd.activeEnterUs(u.path)));
   const units = new Map<string, ObservedUnit>();

@@ -20,7 +20,8 @@ import { dirname, relative } from 'node:path';
 import { GlowError } from '../base/errors.js';
 import { walkFiles, writeFileAtomic } from '../fs/atomic.js';
 
-export const PROXY_GROUP = 'glow-tls';
+export { PROXY_GROUP } from '../base/names.js';
+import { PROXY_GROUP } from '../base/names.js';
 export const TLS_FILE_MODE = 0o640;
 export const TLS_DIR_MODE = 0o750;
 
