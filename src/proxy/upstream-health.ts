@@ -6,8 +6,9 @@
  *
  * Active-check state:
  * - `unknown`: an upstream with an active check starts here, not yet checked. It is not picked while another
- *   upstream of its group is usable (src/proxy/balancer.ts). Its first passing check makes it `up`, `fall` failing
- *   checks in a row make it `down`.
+ *   upstream of its group is usable (src/proxy/balancer.ts). Its first passing check makes it `up` — and so does
+ *   real traffic that succeeded on it (it got some because nothing else was usable: a proxy that just started) —
+ *   `fall` failing checks in a row make it `down`.
  * - `up` / `down`: down after `fall` failures in a row, up again after `rise` successes.
  * An upstream without an active check (type `none`) starts `up`: only traffic can speak for it.
  *
@@ -145,12 +146,18 @@ export class UpstreamHealth {
     return this.state === 'up' && this.ejectedUntil <= now;
   }
 
-  /** Real traffic succeeded (a connect, a response). */
-  success(now: number): void {
+  /** Real traffic succeeded (a connect, a response). Returns true when that made an unknown upstream up. */
+  success(now: number): boolean {
     this.failures = 0;
     this.answered = true;
+    const fresh = this.state === 'unknown';
+    if (fresh) {
+      this.state = 'up';
+      this.streak = 0;
+    }
     // A quiet period as long as the longest ejection forgets past ejections.
     if (this.ejections > 0 && this.ejectedUntil + this.policy.maxEjectionMs <= now) this.ejections = 0;
+    return fresh;
   }
 
   /**

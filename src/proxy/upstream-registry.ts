@@ -162,7 +162,7 @@ export class UpstreamRegistry {
     });
   }
   success(u: UpstreamState): void {
-    u.health.success(now());
+    if (u.health.success(now())) this.log.info({ event: PROXY_EVENTS.upstreamUp, service: u.service, upstream: u.address, node: u.node || undefined, by: 'traffic' }, 'upstream up: traffic succeeded before its first check');
   }
 
   close(): void {

@@ -120,6 +120,10 @@ describe('upstream health', () => {
     assert.equal(g.check(true, 2, 3), null);
     assert.equal(g.check(true, 2, 3), 'up', 'back from down takes `rise`');
     assert.equal(new UpstreamHealth().state, 'up', 'without an active check: up');
+    const t = new UpstreamHealth(undefined, true);
+    assert.equal(t.success(0), true, 'traffic that succeeded (while failing open) makes it up too');
+    assert.equal(t.state, 'up');
+    assert.equal(t.success(0), false);
   });
 
   test('failures before an upstream ever answered do not count towards (or grow) an ejection', () => {
