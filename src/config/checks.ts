@@ -81,7 +81,7 @@ export function requirePath(file: Pick<YamlFile, 'value'>, i: number, part: 'ser
 
 /** The proxy settings a listener gets, unset fields from glow.yaml `proxy`, as a string to compare. */
 export function policyKey(r: ProxyPolicy, defaults: ProxyPolicy): string {
-  return JSON.stringify([r.balance ?? defaults.balance, r.connectTimeoutMs ?? defaults.connectTimeoutMs, r.idleTimeoutMs ?? defaults.idleTimeoutMs, r.retries ?? defaults.retries]);
+  return JSON.stringify([r.balance ?? defaults.balance, r.connectTimeoutMs ?? defaults.connectTimeoutMs, r.idleTimeoutMs ?? defaults.idleTimeoutMs, r.responseTimeoutMs ?? defaults.responseTimeoutMs, r.retries ?? defaults.retries]);
 }
 
 /**

@@ -24,6 +24,8 @@ export interface ProxyPolicy {
   readonly balance?: Balance;
   readonly connectTimeoutMs?: number;
   readonly idleTimeoutMs?: number;
+  /** HTTP: the longest wait for a response once a request is sent (`response_timeout`). */
+  readonly responseTimeoutMs?: number;
   readonly retries?: number;
 }
 
@@ -154,6 +156,8 @@ export interface Exposure {
   readonly redirectHttp?: number;
   readonly accessLog: boolean;
   readonly limits: ExposureLimits;
+  /** `response_timeout`: this exposure's own (an http exposure), else glow.yaml `proxy`'s. */
+  readonly responseTimeoutMs?: number;
 }
 
 /** Request size limits of an exposure (431 for a head, 413 for a body over them); bodyBytes 0: none. */
@@ -213,7 +217,7 @@ export interface Snapshot {
 
 export const DEFAULTS = {
   metricsListen: '0.0.0.0:9464',
-  proxy: { balance: 'least-conn', connectTimeoutMs: 1000, idleTimeoutMs: 3_600_000, retries: 2 } as Required<ProxyPolicy>,
+  proxy: { balance: 'least-conn', connectTimeoutMs: 1000, idleTimeoutMs: 3_600_000, responseTimeoutMs: 30_000, retries: 2 } as Required<ProxyPolicy>,
   stopGraceMs: 5000,
   stopTimeoutMs: 10_000,
   sandbox: { writable: [], state: false, protectSystem: 'strict', privateTmp: true, noNewPrivileges: true } as Sandbox,

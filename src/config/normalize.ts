@@ -37,6 +37,7 @@ interface RawPolicy {
   balance?: 'least-conn' | 'round-robin';
   connect_timeout?: Duration;
   idle_timeout?: Duration;
+  response_timeout?: Duration;
   retries?: number;
 }
 interface RawHealth {
@@ -94,6 +95,7 @@ interface RawExposure {
   access_log?: boolean;
   redirect_http?: boolean | number;
   limits?: { head?: string | number; body?: string | number };
+  response_timeout?: Duration;
 }
 interface RawSettings {
   logs?: { sinks?: RawSink[] };
@@ -126,6 +128,7 @@ function policy(raw: RawPolicy): ProxyPolicy {
   if (raw.balance !== undefined) out.balance = raw.balance;
   if (raw.connect_timeout !== undefined) out.connectTimeoutMs = parseDuration(raw.connect_timeout);
   if (raw.idle_timeout !== undefined) out.idleTimeoutMs = parseDuration(raw.idle_timeout);
+  if (raw.response_timeout !== undefined) out.responseTimeoutMs = parseDuration(raw.response_timeout);
   if (raw.retries !== undefined) out.retries = raw.retries;
   return out;
 }
@@ -298,6 +301,7 @@ export function normalizeExposure(name: string, file: YamlFile, errors: ConfigEr
     ...(raw.redirect_http !== undefined && raw.redirect_http !== false ? { redirectHttp: raw.redirect_http === true ? 80 : raw.redirect_http } : {}),
     accessLog: raw.access_log ?? false,
     limits,
+    ...(raw.response_timeout !== undefined ? { responseTimeoutMs: parseDuration(raw.response_timeout) } : {}),
   };
 }
 

@@ -56,6 +56,7 @@ const proxyPolicy: Schema = {
   balance: { enum: ['least-conn', 'round-robin'] },
   connect_timeout: duration,
   idle_timeout: duration,
+  response_timeout: duration,
   retries: { type: 'integer', minimum: 0, maximum: 10 },
 };
 
@@ -231,6 +232,7 @@ export const SCHEMAS: Record<Kind, Schema> = {
       access_log: { type: 'boolean' },
       redirect_http: { if: { type: 'boolean' }, then: { type: 'boolean' }, else: port },
       limits: { type: 'object', additionalProperties: false, minProperties: 1, properties: { head: size(), body: size('none') } },
+      response_timeout: duration,
     },
   },
   settings: {

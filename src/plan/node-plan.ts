@@ -233,7 +233,7 @@ export function planNode(snapshot: Snapshot, node: string): NodePlan {
       accessLog: e.accessLog,
       limits: e.limits,
       trustedProxies: snapshot.settings.trustedProxies,
-      policy: snapshot.settings.proxy,
+      policy: e.responseTimeoutMs !== undefined ? { ...snapshot.settings.proxy, responseTimeoutMs: e.responseTimeoutMs } : snapshot.settings.proxy,
       groups: groupsOf(e.service),
     });
   }

@@ -8,10 +8,13 @@
  *   candidate;
  * - least-conn takes the candidate with the fewest active connections, round-robin the next in turn; ties and
  *   turns start at a rotating offset so that equal upstreams share the load.
- * The first group with a candidate serves. Failing open (the panic threshold):
+ * The first group with a candidate serves. Upstreams not yet checked (`unknown`: new, or re-added, waiting for their
+ * first active check) are candidates only in a group where nothing is usable: a new instance gets traffic once
+ * its check passes while the others serve, and a proxy that just started (everything unknown) serves at once.
+ * Failing open (the panic threshold):
  * - the last group of the chain (no fallback left to prefer) is in panic when some but fewer than `panicShare`
- *   of its upstreams are usable: then every upstream of it that is not ejected is a candidate, so that a few
- *   survivors are not overloaded and health checks that are wrong do not turn into refusals;
+ *   of its checked upstreams are usable: then every checked upstream of it that is not ejected is a candidate, so
+ *   that a few survivors are not overloaded and health checks that are wrong do not turn into refusals;
  * - when no group has a candidate at all, every untried upstream of the chain is a candidate, in chain order,
  *   the ejected ones last. Connect failures then decide, and the connection is refused only when they all fail.
  */
@@ -21,6 +24,8 @@ export interface BalancerTarget {
   readonly local: boolean;
   /** Connections (tcp) or requests in flight (http) now. */
   readonly active: number;
+  /** Not yet checked by its active check (new): see the file comment. */
+  readonly unknown: boolean;
   usable(now: number): boolean;
   isEjected(now: number): boolean;
 }
@@ -64,12 +69,23 @@ export function pickUpstream<T extends BalancerTarget>(
     const list = groups[g]!;
     if (list.length === 0) continue;
     let usable = 0;
-    for (const u of list) if (u.usable(now)) usable += 1;
-    if (g === last && usable > 0 && usable < panicShare * list.length) {
-      const u = choose(list, rotations[g]!, balance, (x) => !x.isEjected(now) && (tried === null || !tried.has(x)), prefer);
+    let checked = 0;
+    for (const u of list) {
+      if (u.usable(now)) usable += 1;
+      if (!u.unknown) checked += 1;
+    }
+    if (g === last && usable > 0 && usable < panicShare * checked) {
+      const u = choose(list, rotations[g]!, balance, (x) => !x.unknown && !x.isEjected(now) && (tried === null || !tried.has(x)), prefer);
       if (u) return { upstream: u, group: g, panic: !u.usable(now) };
     }
-    if (usable === 0) continue;
+    if (usable === 0) {
+      // Nothing here is known to be usable: the upstreams not yet checked are the best hope before a fallback.
+      if (checked < list.length) {
+        const u = choose(list, rotations[g]!, balance, (x) => x.unknown && !x.isEjected(now) && (tried === null || !tried.has(x)), prefer);
+        if (u) return { upstream: u, group: g, panic: false };
+      }
+      continue;
+    }
     const u = choose(list, rotations[g]!, balance, (x) => x.usable(now) && (tried === null || !tried.has(x)), prefer);
     if (u) return { upstream: u, group: g, panic: false };
   }

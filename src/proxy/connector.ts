@@ -10,6 +10,16 @@ import type { UpstreamState } from './upstream-registry.js';
 
 export type ConnectOutcome = 'connected' | 'failed' | 'timeout';
 
+/**
+ * TCP keep-alive on every upstream connection: the first probe after this much silence, then (libuv's, on Linux)
+ * one a second, and the connection is reset after 10 unanswered: a peer that vanished (a partition, a node that
+ * lost power) is noticed in about 20 s on a long-lived TCP connection or an idle pooled HTTP one, not after the
+ * idle timeout. (Node cannot set TCP_USER_TIMEOUT, which would bound unacknowledged data too; bytes in flight to a
+ * vanished peer are bounded instead by the HTTP response timeout and by the upstream being ejected or found
+ * down, src/proxy/http-session.ts.)
+ */
+export const UPSTREAM_KEEPALIVE_MS = 10_000;
+
 export interface Attempt {
   /** Stops the attempt; its callback is not called. */
   cancel(): void;
@@ -53,6 +63,7 @@ export function connectOnce(
   const onConnect = () => {
     cleanup();
     socket.setTimeout(0);
+    socket.setKeepAlive(true, UPSTREAM_KEEPALIVE_MS);
     traffic.connections += 1;
     if (connectIsSuccess) route.registry.success(u);
     cb('connected', socket, '');

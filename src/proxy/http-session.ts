@@ -12,6 +12,12 @@
  *   POST) whose bytes were all kept (at most 64 KiB), up to policy.retries and within the route's retry budget;
  * - when nothing is left to try the proxy answers 503 (no upstream) or 502 (upstream failed), and 504 when
  *   the idle timeout passes with no response;
+ * - the response timeout (policy.responseTimeoutMs, from the last request byte sent to the response head): an
+ *   idempotent request whose bytes were kept is retried on another upstream, within the budget; any other gets
+ *   504. It counts as a failure of the upstream;
+ * - a request waiting for its response on an upstream that is ejected or found down by active checks
+ *   (src/proxy/upstream-registry.ts `lost`) is failed over the same way, or answered 502 at once: never left
+ *   waiting on a peer that vanished. A response already under way is left to finish;
  * - the duration from the request head to the last byte of the response is observed by method and status class.
  * Upgrades (WebSocket) and CONNECT become a raw tunnel after the upstream's 101 (2xx for CONNECT). Pipelined
  * requests wait, unread, until the response before them is complete. A request head must be complete within the
@@ -119,6 +125,8 @@ export class HttpSession implements Session, UpstreamOwner {
   /** The response head not yet written, and where it starts in the current chunk (-1: rewritten, elsewhere). */
   private resHead: Buffer | null = null;
   private resHeadAt = -1;
+  /** Runs from the last request byte sent to the response head (policy.responseTimeoutMs). */
+  private resTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly client: Socket,
@@ -221,6 +229,7 @@ export class HttpSession implements Session, UpstreamOwner {
       }
       off = r;
       this.reqPhase = 'done';
+      if (!fresh) this.armResponseTimer();
     } else if (fresh && this.reqHeadInPlace) {
       this.sendUp(off === 0 && this.req!.length === buf.length ? buf : buf.subarray(off, off + this.req!.length));
       off += this.req!.length;
@@ -338,8 +347,8 @@ export class HttpSession implements Session, UpstreamOwner {
   private idleTimeout(): void {
     if (this.resPhase === 'wait' || (this.resPhase === 'head' && !this.responded)) {
       const u = this.up?.state;
-      if (u && this.group) this.route.registry.failure(u, this.group, 'no response within idleTimeoutMs');
       this.dropUpstream();
+      if (u && this.group) this.route.registry.failure(u, this.group, 'no response within idleTimeoutMs');
       return this.answer(504, 'Gateway Timeout', 'the upstream did not answer in time\n');
     }
     this.abort();
@@ -371,6 +380,7 @@ export class HttpSession implements Session, UpstreamOwner {
     s.sentBytes += this.client.bytesWritten;
     this.connecting?.cancel();
     this.connecting = null;
+    this.clearResponseTimer();
     if (this.up) {
       this.up.state.active -= 1;
       this.up.destroy();
@@ -423,7 +433,7 @@ export class HttpSession implements Session, UpstreamOwner {
   }
 
   private attach(c: UpstreamConnection): void {
-    c.session = this;
+    c.attachTo(this);
     this.up = c;
     this.servedBy = c.state.address;
     const pending = this.pending;
@@ -441,10 +451,42 @@ export class HttpSession implements Session, UpstreamOwner {
       else if (!ok) this.pauseClient('upstream');
     }
     if (this.resPhase === 'wait') this.resPhase = 'head';
+    this.armResponseTimer();
   }
 
-  /** After a failure before any response byte reached the client: another upstream, or an answer of our own. */
-  private retryOrFail(failed: UpstreamState, reason: RetryReason, connectFailure: boolean): void {
+  /** Starts the response timeout once the whole request is on an upstream connection (at most once per attempt). */
+  private armResponseTimer(): void {
+    const ms = this.route.spec.policy.responseTimeoutMs;
+    if (ms <= 0 || this.resTimer !== null || this.up === null || this.reqPhase !== 'done' || this.resPhase !== 'head') return;
+    const c = this.up;
+    this.resTimer = setTimeout(() => this.responseTimeout(c), ms);
+  }
+
+  private clearResponseTimer(): void {
+    if (this.resTimer === null) return;
+    clearTimeout(this.resTimer);
+    this.resTimer = null;
+  }
+
+  /** No response head within the response timeout: another upstream for an idempotent request, else 504. */
+  private responseTimeout(c: UpstreamConnection): void {
+    this.resTimer = null;
+    if (this.closed || c !== this.up || this.resPhase !== 'head') return;
+    const u = c.state;
+    const group = this.group!;
+    this.route.trafficOf(u).responseTimeouts += 1;
+    this.dropUpstream();
+    this.route.registry.failure(u, group, `no response within ${this.route.spec.policy.responseTimeoutMs} ms`);
+    // A 1xx already reached the client: it cannot be told otherwise.
+    if (this.responded) return void this.client.destroy();
+    this.retryOrFail(u, 'response_timeout', false, true);
+  }
+
+  /**
+   * After a failure before any response byte reached the client: another upstream, or an answer of our own (504
+   * when `timedOut`).
+   */
+  private retryOrFail(failed: UpstreamState, reason: RetryReason, connectFailure: boolean, timedOut = false): void {
     const route = this.route;
     const req = this.req!;
     const canReplay = connectFailure || (req.idempotent && this.retained !== null);
@@ -454,6 +496,7 @@ export class HttpSession implements Session, UpstreamOwner {
         route.stats.refusedConnectFailed += 1;
         return this.answer(503, 'Service Unavailable', 'no upstream accepted the connection\n');
       }
+      if (timedOut) return this.answer(504, 'Gateway Timeout', 'the upstream did not answer in time\n');
       return this.answer(502, 'Bad Gateway', 'the upstream failed before answering\n');
     }
     (this.tried ??= new Set()).add(failed);
@@ -480,6 +523,7 @@ export class HttpSession implements Session, UpstreamOwner {
 
   /** Detaches and closes the current upstream connection (not reusable). */
   private dropUpstream(): void {
+    this.clearResponseTimer();
     const c = this.up;
     if (!c) return;
     this.up = null;
@@ -551,8 +595,8 @@ export class HttpSession implements Session, UpstreamOwner {
       ) {
         const u = this.up!.state;
         if (this.route.budget.tryRetry(now())) {
-          this.route.registry.failure(u, this.group!, `HTTP ${res.status}`);
           this.dropUpstream();
+          this.route.registry.failure(u, this.group!, `HTTP ${res.status}`);
           (this.tried ??= new Set()).add(u);
           this.route.stats.retry(res.status === 502 ? 'status_502' : 'status_503');
           this.pending = [...this.retained];
@@ -564,6 +608,7 @@ export class HttpSession implements Session, UpstreamOwner {
       this.res = res;
       this.responded = true;
       this.retained = null;
+      this.clearResponseTimer();
       const tunnel = (res.status === 101 && req.upgrade) || (req.method === 'CONNECT' && res.status >= 200 && res.status < 300);
       if (tunnel) {
         this.client.write(head);
@@ -628,6 +673,7 @@ export class HttpSession implements Session, UpstreamOwner {
       if (closed) {
         this.up = null;
         c.state.active -= 1;
+        c.destroy();
         if (!this.client.destroyed) this.client.end();
       } else this.client.end();
       return;
@@ -649,10 +695,23 @@ export class HttpSession implements Session, UpstreamOwner {
     this.client.destroy();
   }
 
+  /**
+   * The upstream of `c` was ejected or found down. A request still waiting for its response on it is failed over
+   * (idempotent, bytes kept, within the budget) or answered 502 now; a response already under way goes on.
+   */
+  upstreamLost(c: UpstreamConnection, _reason: string): void {
+    if (c === this.idleUp) return this.dropIdle();
+    if (c !== this.up || this.closed || this.responded || (this.resPhase !== 'head' && this.resPhase !== 'wait')) return;
+    const u = c.state;
+    this.route.trafficOf(u).lostRequests += 1;
+    this.dropUpstream();
+    this.retryOrFail(u, 'upstream_lost', false);
+  }
+
   private upstreamBroken(reason: string): void {
     const u = this.up?.state;
-    if (u && this.group) this.route.registry.failure(u, this.group, reason);
     this.dropUpstream();
+    if (u && this.group) this.route.registry.failure(u, this.group, reason);
     // Once a byte of the response went to the client it cannot be told otherwise; until then it gets a 502.
     if (this.resBytes > 0) this.client.destroy();
     else this.answer(502, 'Bad Gateway', 'the upstream sent a malformed response\n');
@@ -665,6 +724,7 @@ export class HttpSession implements Session, UpstreamOwner {
     this.observe(res.status);
     const c = this.up!;
     this.up = null;
+    this.clearResponseTimer();
     c.state.active -= 1;
     c.served += 1;
     if (res.status < 500) this.route.registry.success(c.state);

@@ -10,6 +10,7 @@ export const PROXY_EVENTS = {
   upstreamEjected: 'upstream-ejected',
   upstreamDown: 'upstream-down',
   upstreamUp: 'upstream-up',
+  upstreamReinstated: 'upstream-reinstated',
   certificateLoaded: 'certificate-loaded',
   certificateFailed: 'certificate-failed',
   routesReloaded: 'routes-reloaded',

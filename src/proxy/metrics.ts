@@ -50,13 +50,17 @@ export interface HttpSeries {
 const METHOD_INDEX = new Map(['GET', 'POST', 'PUT', 'HEAD', 'DELETE', 'OPTIONS', 'PATCH', 'CONNECT', 'TRACE', 'OTHER'].map((m, i) => [m, i]));
 const CLASSES = ['other', '1xx', '2xx', '3xx', '4xx', '5xx'];
 
-export type RetryReason = 'connect_failure' | 'connect_timeout' | 'reset' | 'status_502' | 'status_503';
+export type RetryReason = 'connect_failure' | 'connect_timeout' | 'reset' | 'status_502' | 'status_503' | 'response_timeout' | 'upstream_lost';
 
 /** Traffic from one listener to one upstream. */
 export class UpstreamTraffic {
   connections = 0;
   connectFailures = 0;
   connectTimeouts = 0;
+  /** HTTP requests with no response head within the response timeout. */
+  responseTimeouts = 0;
+  /** HTTP requests waiting for a response when the upstream was ejected or found down (failed over or 502). */
+  lostRequests = 0;
   constructor(
     readonly listener: string,
     readonly service: string,
@@ -181,6 +185,8 @@ export class ProxyMetrics {
     trafficCounter('glow_proxy_upstream_connections_total', 'Connections established to an upstream.', (t) => t.connections);
     trafficCounter('glow_proxy_upstream_connect_failures_total', 'Connects to an upstream that failed (refused, unreachable, reset), timeouts excluded.', (t) => t.connectFailures);
     trafficCounter('glow_proxy_upstream_connect_timeouts_total', 'Connects to an upstream that took longer than connectTimeoutMs.', (t) => t.connectTimeouts);
+    trafficCounter('glow_proxy_http_response_timeouts_total', 'HTTP requests an upstream sent no response head for within responseTimeoutMs (retried elsewhere or answered 504).', (t) => t.responseTimeouts);
+    trafficCounter('glow_proxy_http_upstream_lost_total', 'HTTP requests waiting for a response on an upstream that was ejected or found down (retried elsewhere or answered 502).', (t) => t.lostRequests);
     const past = () => this.pastEjections.values();
     new Counter({
       name: 'glow_proxy_upstream_ejections_total',

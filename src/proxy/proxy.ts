@@ -282,8 +282,10 @@ export interface UpstreamStatus {
   readonly node: string | null;
   readonly instance: number | null;
   readonly local: boolean;
-  /** By active checks. */
+  /** By active checks (false while not yet checked: see `state`). */
   readonly healthy: boolean;
+  /** What active checks say: `unknown` until the first check of a new upstream. */
+  readonly state: 'unknown' | 'up' | 'down';
   readonly ejected: boolean;
   /** Milliseconds of ejection left. */
   readonly ejectedForMs: number;
@@ -380,6 +382,7 @@ function routeStatus(live: readonly LiveRoute[], t: number): RouteStatus[] {
           instance: u.upstream.instance ?? null,
           local: u.local,
           healthy: u.health.healthy,
+          state: u.health.state,
           ejected: u.health.isEjected(t),
           ejectedForMs: Math.max(0, Math.round(u.health.ejectedUntilMs() - t)),
           ejections: u.health.ejectionsTotal,

@@ -23,7 +23,16 @@ export interface RoutePolicy {
   readonly balance: Balance;
   readonly connectTimeoutMs: number;
   readonly idleTimeoutMs: number;
+  /** HTTP: the longest wait for a response head once the request is sent (src/proxy/http-session.ts); 0: none. */
+  readonly responseTimeoutMs: number;
   readonly retries: number;
+}
+
+/** The response timeout of a routes file that does not name one (written before the key existed). */
+export const DEFAULT_RESPONSE_TIMEOUT_MS = 30_000;
+
+function policyOf(p: Omit<RoutePolicy, 'responseTimeoutMs'> & { readonly responseTimeoutMs?: number }): RoutePolicy {
+  return p.responseTimeoutMs === undefined ? { ...p, responseTimeoutMs: DEFAULT_RESPONSE_TIMEOUT_MS } : (p as RoutePolicy);
 }
 
 /** What one listener or exposure asks of the proxy. */
@@ -128,7 +137,7 @@ function routeOfListener(l: Listener): RouteSpec {
     kind: 'listener',
     service: l.service,
     protocol: l.protocol,
-    policy: l.policy,
+    policy: policyOf(l.policy),
     groups: l.groups,
     hosts: [],
     accessLog: false,
@@ -144,7 +153,7 @@ function routeOfExposure(e: RoutedExposure): RouteSpec {
     kind: 'exposure',
     service: e.service,
     protocol: e.protocol,
-    policy: e.policy,
+    policy: policyOf(e.policy),
     groups: e.groups,
     hosts: e.hosts,
     ...(e.path !== undefined ? { path: e.path } : {}),
@@ -208,6 +217,7 @@ class Validator {
     this.oneOf(p['balance'], `${at}.policy.balance`, ['least-conn', 'round-robin'] as const);
     this.int(p['connectTimeoutMs'], `${at}.policy.connectTimeoutMs`, 1, 3_600_000);
     this.int(p['idleTimeoutMs'], `${at}.policy.idleTimeoutMs`, 1, 2_147_483_647);
+    if (p['responseTimeoutMs'] !== undefined) this.int(p['responseTimeoutMs'], `${at}.policy.responseTimeoutMs`, 0, 2_147_483_647);
     this.int(p['retries'], `${at}.policy.retries`, 0, 100);
     const groups = this.arr(o['groups'], `${at}.groups`);
     if (groups.length === 0) this.fail(`${at}.groups`, 'must hold at least the service itself');

@@ -6,7 +6,7 @@
  */
 import type { Socket } from 'node:net';
 import { now } from './clock.js';
-import type { PooledConnection, UpstreamState } from './upstream-registry.js';
+import type { BusyConnection, PooledConnection, UpstreamState } from './upstream-registry.js';
 
 /** Idle upstream connections kept per upstream. */
 export const POOL_MAX_PER_UPSTREAM = 128;
@@ -24,12 +24,17 @@ export interface UpstreamOwner {
   upstreamDrain(): void;
   /** The upstream ended (`closed` false: FIN) or the socket closed. */
   upstreamGone(c: UpstreamConnection, closed: boolean): void;
+  /** The connection's upstream was ejected or found down by active checks. */
+  upstreamLost(c: UpstreamConnection, reason: string): void;
 }
 
 const noop = () => {};
 
-/** A keep-alive connection to an upstream: attached to one session at a time, or parked in the upstream's pool. */
-export class UpstreamConnection implements PooledConnection {
+/**
+ * A keep-alive connection to an upstream: attached to one session at a time (and then in its upstream's `busy`
+ * set), or parked in the upstream's pool.
+ */
+export class UpstreamConnection implements PooledConnection, BusyConnection {
   session: UpstreamOwner | null = null;
   idleSince = 0;
   /** Responses completed on it: a failure on a reused connection may be a stale keep-alive, not a sick upstream. */
@@ -55,9 +60,19 @@ export class UpstreamConnection implements PooledConnection {
     });
   }
 
+  attachTo(session: UpstreamOwner): void {
+    this.session = session;
+    this.state.busy.add(this);
+  }
+
+  lost(reason: string): void {
+    this.session?.upstreamLost(this, reason);
+  }
+
   /** Back to the pool (idleSince was set when its last response completed), or closed when it cannot be kept. */
   park(): void {
     this.session = null;
+    this.state.busy.delete(this);
     const pool = this.state.idle as UpstreamConnection[];
     if (this.state.retired || pool.length >= POOL_MAX_PER_UPSTREAM || this.socket.destroyed) return this.destroy();
     pool.push(this);
@@ -71,6 +86,7 @@ export class UpstreamConnection implements PooledConnection {
 
   destroy(): void {
     this.session = null;
+    this.state.busy.delete(this);
     this.socket.destroy();
   }
 }

@@ -22,6 +22,12 @@ export interface PooledConnection {
   destroy(): void;
 }
 
+/** A connection to an upstream attached to a client's request (src/proxy/upstream-pool.ts). */
+export interface BusyConnection {
+  /** Its upstream was ejected or found down by active checks. */
+  lost(reason: string): void;
+}
+
 export class UpstreamState implements BalancerTarget, UpstreamView {
   active = 0;
   refs = 0;
@@ -29,6 +35,8 @@ export class UpstreamState implements BalancerTarget, UpstreamView {
   readonly address: string;
   readonly node: string;
   readonly idle: PooledConnection[] = [];
+  /** Connections attached to a request now: told when the upstream is lost (see `UpstreamRegistry.lost`). */
+  readonly busy = new Set<BusyConnection>();
   /** Set when the last group released it: checks stopped, idle connections closed. */
   retired = false;
   checkTimer: NodeJS.Timeout | null = null;
@@ -41,7 +49,7 @@ export class UpstreamState implements BalancerTarget, UpstreamView {
     readonly check: HealthCheck,
     ejection: EjectionPolicy,
   ) {
-    this.health = new UpstreamHealth(ejection);
+    this.health = new UpstreamHealth(ejection, check.type !== 'none');
     this.address = `${upstream.host.includes(':') ? `[${upstream.host}]` : upstream.host}:${upstream.port}`;
     this.node = upstream.node ?? '';
   }
@@ -60,6 +68,9 @@ export class UpstreamState implements BalancerTarget, UpstreamView {
   }
   get up(): boolean {
     return this.health.usable(now());
+  }
+  get unknown(): boolean {
+    return this.health.unknown;
   }
 
   usable(t: number): boolean {
@@ -93,6 +104,8 @@ export class GroupState {
 export interface RegistryHooks {
   /** An upstream was ejected after failures of real traffic. */
   onEjected?(u: UpstreamState, ms: number): void;
+  /** An upstream was ejected or found down: its idle connections are closed, its busy ones told. */
+  onLost?(u: UpstreamState, reason: string): void;
   onRetired?(u: UpstreamState): void;
 }
 
@@ -131,11 +144,25 @@ export class UpstreamRegistry {
     if (ms > 0) {
       this.log.warn({ event: PROXY_EVENTS.upstreamEjected, service: u.service, upstream: u.address, node: u.node || undefined, ejectedMs: ms, reason }, 'upstream ejected after consecutive failures');
       this.hooks.onEjected?.(u, ms);
+      this.lost(u, `ejected: ${reason}`);
     }
   }
 
+  /**
+   * `u` was ejected or found down: its idle connections are closed (after a partition they lead nowhere), and
+   * every request waiting on it for a response is told (src/proxy/http-session.ts fails it over or answers it).
+   * Run after the current call stack, so that the failure that caused it finishes with its own connection first.
+   */
+  private lost(u: UpstreamState, reason: string): void {
+    queueMicrotask(() => {
+      if (u.usable(now())) return;
+      for (const c of u.idle.splice(0)) c.destroy();
+      for (const c of [...u.busy]) c.lost(reason);
+      this.hooks.onLost?.(u, reason);
+    });
+  }
   success(u: UpstreamState): void {
-    u.health.success(now());
+    if (u.health.success(now())) this.log.info({ event: PROXY_EVENTS.upstreamUp, service: u.service, upstream: u.address, node: u.node || undefined, by: 'traffic' }, 'upstream up: traffic succeeded before its first check');
   }
 
   close(): void {
@@ -174,11 +201,17 @@ export class UpstreamRegistry {
     if (s.retired) return;
     const c = s.check;
     s.lastCheckAt = Date.now();
+    const startedAt = now();
     const reason = await probe({ host: s.host, port: c.port ?? s.port, ...(c.type === 'http' ? { path: c.path ?? '/' } : {}), timeoutMs: c.timeoutMs });
     if (s.retired) return;
-    const change = s.health.check(reason === null, c.rise, c.fall, reason);
-    if (change === 'down') this.log.warn({ event: PROXY_EVENTS.upstreamDown, service: s.service, upstream: s.address, node: s.node || undefined, reason }, 'upstream down by active checks');
-    if (change === 'up') this.log.info({ event: PROXY_EVENTS.upstreamUp, service: s.service, upstream: s.address, node: s.node || undefined }, 'upstream up by active checks');
+    const change = s.health.check(reason === null, c.rise, c.fall, reason, startedAt, now());
+    const at = { service: s.service, upstream: s.address, node: s.node || undefined };
+    if (change === 'down') {
+      this.log.warn({ event: PROXY_EVENTS.upstreamDown, ...at, reason }, 'upstream down by active checks');
+      this.lost(s, `down: ${reason}`);
+    }
+    if (change === 'up') this.log.info({ event: PROXY_EVENTS.upstreamUp, ...at }, 'upstream up by active checks');
+    if (change === 'reinstated') this.log.info({ event: PROXY_EVENTS.upstreamReinstated, ...at, rise: c.rise }, 'ejection ended by passing active checks');
     this.schedule(s, c.intervalMs);
   }
 }

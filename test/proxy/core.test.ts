@@ -21,6 +21,7 @@ class T implements BalancerTarget {
     readonly local = false,
     public up = true,
     public ejected = false,
+    public unknown = false,
   ) {}
   usable(): boolean {
     return this.up && !this.ejected;
@@ -87,7 +88,72 @@ describe('balancer', () => {
   });
 });
 
+describe('upstreams not yet checked', () => {
+  const fresh = (name: string, local = false) => new T(name, 0, local, false, false, true);
+
+  test('are not picked while another upstream of their group is usable, nor by the panic spread', () => {
+    assert.deepEqual(names([[new T('a'), fresh('new', true)]], 3), ['a', 'a', 'a']);
+    // One usable of four, three of them new: no panic (the new ones are not counted as unusable).
+    assert.deepEqual(names([[new T('a'), fresh('n1'), fresh('n2'), fresh('n3')]], 4), ['a', 'a', 'a', 'a']);
+    // Checked ones below the threshold: the spread is over the checked, not the new.
+    assert.deepEqual(new Set(names([[new T('a'), new T('d1', 0, false, false), new T('d2', 0, false, false), fresh('n')]], 12)), new Set(['a', 'd1!', 'd2!']));
+  });
+
+  test('serve when nothing of their group is usable: a fresh proxy (all unknown) serves at once, before any fallback', () => {
+    assert.deepEqual(names([[fresh('n1'), fresh('n2')], [new T('f')]], 4).sort(), ['n1', 'n1', 'n2', 'n2']);
+    assert.deepEqual(names([[new T('d', 0, false, false), fresh('n')], [new T('f')]], 2), ['n', 'n']);
+    assert.deepEqual(names([[fresh('n')], [new T('f')]], 1, { tried: new Set() }), ['n']);
+  });
+});
+
 describe('upstream health', () => {
+  test('an upstream with an active check starts unknown: up at its first passing check, down after `fall` failures', () => {
+    const h = new UpstreamHealth(undefined, true);
+    assert.equal(h.state, 'unknown');
+    assert.equal(h.usable(0), false);
+    assert.equal(h.check(true, 2, 3), 'up', 'one passing check is enough for a new upstream');
+    assert.equal(h.usable(0), true);
+    const g = new UpstreamHealth(undefined, true);
+    assert.equal(g.check(false, 2, 3), null);
+    assert.equal(g.check(false, 2, 3), null);
+    assert.equal(g.check(false, 2, 3), 'down');
+    assert.equal(g.check(true, 2, 3), null);
+    assert.equal(g.check(true, 2, 3), 'up', 'back from down takes `rise`');
+    assert.equal(new UpstreamHealth().state, 'up', 'without an active check: up');
+    const t = new UpstreamHealth(undefined, true);
+    assert.equal(t.success(0), true, 'traffic that succeeded (while failing open) makes it up too');
+    assert.equal(t.state, 'up');
+    assert.equal(t.success(0), false);
+  });
+
+  test('failures before an upstream ever answered do not count towards (or grow) an ejection', () => {
+    const policy = { consecutiveFailures: 2, baseEjectionMs: 100, maxEjectionMs: 1000, maxEjectedShare: 0.5 };
+    const h = new UpstreamHealth(policy, true);
+    const yes = () => true;
+    for (let i = 0; i < 10; i++) assert.equal(h.failure(0, yes), 0);
+    assert.equal(h.ejections, 0);
+    h.check(true, 2, 3, null, 0, 1);
+    assert.equal(h.failure(2, yes), 0);
+    assert.equal(h.failure(2, yes), 100, 'the first ejection once it answered: the base time');
+  });
+
+  test('a passing active check ends an ejection at the check\'s rise; checks begun before the ejection do not count', () => {
+    const policy = { consecutiveFailures: 1, baseEjectionMs: 60_000, maxEjectionMs: 300_000, maxEjectedShare: 0.5 };
+    const h = new UpstreamHealth(policy, true);
+    h.check(true, 2, 3, null, 0, 1);
+    assert.equal(h.failure(1000, () => true), 60_000);
+    assert.equal(h.check(true, 2, 3, null, 900, 1100), null, 'begun before the ejection');
+    assert.equal(h.check(true, 2, 3, null, 1200, 1300), null);
+    assert.equal(h.check(false, 2, 3, 'ECONNREFUSED', 1400, 1500), null, 'a failure starts the rise over');
+    assert.equal(h.check(true, 2, 3, null, 1600, 1700), null);
+    assert.equal(h.isEjected(1750), true);
+    assert.equal(h.check(true, 2, 3, null, 1800, 1900), 'reinstated');
+    assert.equal(h.isEjected(1900), false);
+    assert.equal(h.usable(1900), true);
+    // The quiet period counts from the end: a new ejection right away is the second in a row.
+    assert.equal(h.failure(2000, () => true), 120_000);
+  });
+
   test('active checks: down after `fall` failures in a row, up after `rise` successes', () => {
     const h = new UpstreamHealth();
     assert.equal(h.check(false, 2, 3), null);

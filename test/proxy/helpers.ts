@@ -282,7 +282,7 @@ export function listener(port: number, protocol: 'tcp' | 'udp' | 'http', groups:
     port,
     protocol,
     service: groups[0]!.service,
-    policy: { balance: 'least-conn', connectTimeoutMs: 1000, idleTimeoutMs: 60_000, retries: 2, ...policy },
+    policy: { balance: 'least-conn', connectTimeoutMs: 1000, idleTimeoutMs: 60_000, responseTimeoutMs: 30_000, retries: 2, ...policy },
     groups,
     for: ['web'],
   };
@@ -319,7 +319,7 @@ export function exposure(
     accessLog: false,
     limits: { headBytes: 65536, bodyBytes: 100 * 1024 * 1024 },
     trustedProxies: [],
-    policy: { balance: 'least-conn', connectTimeoutMs: 1000, idleTimeoutMs: 60_000, retries: 2 },
+    policy: { balance: 'least-conn', connectTimeoutMs: 1000, idleTimeoutMs: 60_000, responseTimeoutMs: 30_000, retries: 2 },
     groups,
     ...opts,
   };
