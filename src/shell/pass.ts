@@ -143,6 +143,7 @@ export class Pass<P, O, S> {
   #appliedAt: Date | undefined;
   #appliedTree: RepoTree | undefined;
   #loaded: { revision: string; at: Date; tree: RepoTree | undefined } | undefined;
+  #lastPass: AgentStatus['lastPass'];
   #configErrors: ProblemReport[] = [];
   #applyErrors: ProblemReport[] = [];
   #halted = false;
@@ -214,6 +215,7 @@ export class Pass<P, O, S> {
       loadedRevision: this.#loaded?.revision,
       loadedAt: this.#loaded?.at.toISOString(),
       ...(this.#loaded?.tree ? { loadedFrom: this.#loaded.tree } : {}),
+      ...(this.#lastPass ? { lastPass: this.#lastPass } : {}),
       configErrors: this.#configErrors,
       applyErrors: this.#applyErrors,
       proxy: parts.proxy,
@@ -268,6 +270,7 @@ export class Pass<P, O, S> {
     }
     const applied = this.#applied;
     if (!applied) {
+      this.#lastPass = { reason, startedAt: now.toISOString(), endedAt: new Date().toISOString() };
       this.#metrics.observeReconcile('skipped', t0);
       rt.passed?.(undefined);
       return;
@@ -321,6 +324,8 @@ export class Pass<P, O, S> {
     if (fresh || !this.#appliedAt) this.#appliedAt = now;
     const done: PassResult<P, S> = { applied, first, fresh, reason, steps, errors, blocked, halted };
     await rt.settle?.(done);
+    const commit = this.#appliedTree?.commit;
+    this.#lastPass = { reason, startedAt: now.toISOString(), endedAt: new Date().toISOString(), revision: applied.snapshot.revision, ...(commit ? { commit } : {}) };
     this.updateMetrics();
     this.#metrics.observeReconcile(errors.length ? 'error' : 'ok', t0);
     rt.passed?.(done);

@@ -79,6 +79,12 @@ export interface AgentStatus {
   readonly loadedRevision: string | undefined;
   readonly loadedAt: string | undefined;
   readonly loadedFrom?: RepoTree;
+  /**
+   * The last pass that ended: why it ran, when it read the repository and when its last step was done, and the
+   * revision (with its commit) it applied. `revision` above is the one being applied from the moment it is read;
+   * this says a pass carried it out.
+   */
+  readonly lastPass?: { readonly reason: string; readonly startedAt: string; readonly endedAt: string; readonly revision?: string; readonly commit?: string };
   /** The instances the applied revision plans on this node (glowd). */
   readonly instancesPlanned?: number;
   /** The last run of `glow sync` on this node (glowd; absent when it never ran). */
