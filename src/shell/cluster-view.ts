@@ -188,7 +188,7 @@ export function fetchStatus(url: string, timeoutMs = CLUSTER_TIMEOUT_MS): Promis
       done(() => fail(`no answer within ${timeoutMs / 1000}s`));
       req.destroy();
     }, timeoutMs);
-    req.on('error', (e: NodeJS.ErrnoException) => done(() => fail(e.code ? `${e.code} ${e.message.replace(/^\S+ /, '')}` : e.message, e)));
+    req.on('error', (e: NodeJS.ErrnoException) => done(() => fail(e.code && !e.message.includes(e.code) ? `${e.code} ${e.message}` : e.message, e)));
     req.end();
   });
 }
