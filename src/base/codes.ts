@@ -113,6 +113,8 @@ export const CONTROL_CODES = {
   GLOW_E_CONTROL_UNREACHABLE: 'nothing answers on the control socket: glowd (or glow up) does not run here',
   GLOW_E_CONTROL_DENIED: 'the control socket may be used by root only',
   GLOW_E_CONTROL_TIMEOUT: 'the control socket did not answer in time',
+  GLOW_E_CLUSTER_UNREACHABLE:
+    '(`glow status --cluster`) a node did not answer GET /status on its metrics listener in time, refused the connection, or answered something that is not its status',
 } as const;
 
 /** The command line itself. */

@@ -11,7 +11,11 @@ import pino from 'pino';
 import { Agent } from '../systemd/agent.js';
 import { getUnix, json, listenControl } from '../shell/control.js';
 import { MetricsEndpoint } from '../shell/metrics-server.js';
-import { AgentMetrics } from '../shell/metrics.js';
+import { AgentMetrics, registerSyncMetrics } from '../shell/metrics.js';
+import { publicStatus } from '../shell/cluster-view.js';
+import { readSyncStatus } from '../shell/status.js';
+import type { AgentStatus } from '../shell/status.js';
+import type { FrontendStatus } from '../proxy/proxy.js';
 import { observe } from '../systemd/observe.js';
 import { Systemd } from '../systemd/dbus.js';
 import { parseDuration } from '../config/notation.js';
@@ -59,6 +63,8 @@ export async function runAgent(argv: string[]): Promise<number> {
   const env: NodePaths = { stateDir: f.stateDir, glowCommand, podman: AGENT_DEFAULTS.podman };
   const systemd = await Systemd.connect(f.bus);
   const metrics = new AgentMetrics(f.node);
+  // glow sync's last run, from its state file beside the repository, read at each scrape.
+  registerSyncMetrics(metrics.registry, () => readSyncStatus(f.repo));
   // Log sinks (glow.yaml logs.sinks): one journal reader and cursor each, under <state-dir>/logs/.
   // The proxy's lines (its access log) go with them, as app `glow-proxy`.
   const logs = new LogForwarders({ node: f.node, stateDir: f.stateDir, registry: metrics.registry, log, proxy: { unit: PROXY_UNIT } });
@@ -70,19 +76,22 @@ export async function runAgent(argv: string[]): Promise<number> {
     logs,
   );
 
-  const control = await listenControl(f.socket, async (req, res) => {
-    if (req.url === '/status') {
-      // The proxy's listeners with their upstreams, health and ejections, when the proxy answers.
-      const status = agent.status();
-      let frontends: unknown[] | undefined;
-      try {
-        const r = await getUnix(PROXY_ADMIN_SOCKET, '/status', 2000);
-        if (r.status === 200) frontends = (JSON.parse(r.body) as { frontends: unknown[] }).frontends;
-      } catch {
-        // the proxy is down: status says so through its unit state
-      }
-      return json(res, { ...status, proxy: status.proxy ? { ...status.proxy, ...(frontends ? { frontends } : {}) } : undefined });
+  // The node's status with the proxy's listeners, their upstreams, health and ejections, when the proxy answers.
+  const fullStatus = async (): Promise<AgentStatus> => {
+    const status = agent.status();
+    let frontends: FrontendStatus[] | undefined;
+    try {
+      // 1 s: GET /status on the metrics listener answers `glow status --cluster`, which waits 2 s per node.
+      const r = await getUnix(PROXY_ADMIN_SOCKET, '/status', 1000);
+      if (r.status === 200) frontends = (JSON.parse(r.body) as { frontends: FrontendStatus[] }).frontends;
+    } catch {
+      // the proxy is down: status says so through its unit state
     }
+    return { ...status, proxy: status.proxy ? { ...status.proxy, ...(frontends ? { frontends } : {}) } : undefined };
+  };
+
+  const control = await listenControl(f.socket, async (req, res) => {
+    if (req.url === '/status') return json(res, await fullStatus());
     if (req.url === '/plan') return json(res, agent.plan ?? null);
     if (req.url === '/observed') {
       const observed = await observe(systemd, f.unitDir, env);
@@ -111,7 +120,7 @@ export async function runAgent(argv: string[]): Promise<number> {
       // the proxy is down or restarting: its metrics are missing from this scrape
     }
     return { contentType: metrics.registry.contentType, text };
-  });
+  }, async () => publicStatus(await fullStatus()));
   const serveMetrics = async (listen: string) => {
     try {
       if (await endpoint.bind(listen)) log.info({ listen }, 'metrics endpoint listening');

@@ -1,8 +1,11 @@
 /**
  * The metrics endpoint of glowd (src/cli/agent.ts) and of the developer box (src/cli/up.ts): `GET /metrics` on
  * `host:port`, answered with what `scrape` gives (the runtime's metrics followed by its proxy's, so that a node
- * has one scrape target). When glow.yaml moves the endpoint, bind() the new address: the old one is closed first
- * (the same port may be asked for again), and an address bound already is left alone.
+ * has one scrape target), and, when the runtime gives one, `GET /status`: the node's status as JSON, read-only,
+ * without secrets (src/shell/cluster-view.ts `publicStatus`), for `glow status --cluster` on any node. Nothing else
+ * is answered (404; a method other than GET or HEAD: 405). When glow.yaml moves the endpoint, bind() the new
+ * address: the old one is closed first (the same port may be asked for again), and an address bound already is
+ * left alone.
  */
 import type { Server } from 'node:http';
 import { json, listenMetrics } from './control.js';
@@ -14,11 +17,13 @@ export interface Scrape {
 
 export class MetricsEndpoint {
   readonly #scrape: () => Promise<Scrape>;
+  readonly #status: (() => Promise<unknown>) | undefined;
   #server: Server | undefined;
   #listen: string | undefined;
 
-  constructor(scrape: () => Promise<Scrape>) {
+  constructor(scrape: () => Promise<Scrape>, status?: () => Promise<unknown>) {
     this.#scrape = scrape;
+    this.#status = status;
   }
 
   /** Where it listens now; undefined before the first bind and after a failed one. */
@@ -33,7 +38,14 @@ export class MetricsEndpoint {
     await this.#closeServer();
     this.#listen = undefined;
     this.#server = await listenMetrics(listen, async (req, res) => {
-      if (req.url !== '/metrics') return json(res, { error: 'not found' }, 404);
+      const path = (req.url ?? '').split('?', 1)[0];
+      const known = path === '/metrics' || (path === '/status' && this.#status !== undefined);
+      if (!known) return json(res, { error: 'not found' }, 404);
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.setHeader('allow', 'GET, HEAD');
+        return json(res, { error: 'method not allowed' }, 405);
+      }
+      if (path === '/status') return json(res, await this.#status!());
       const { contentType, text } = await this.#scrape();
       res.writeHead(200, { 'content-type': contentType }).end(text);
     });

@@ -12,6 +12,9 @@
  *                          `errno`), then the next step; a failure that blocks its app holds back that app's
  *                          later steps, and only that app's
  *   the status of a node   the revision applied and the one last read, the errors of both, the instances
+ *   one tree per pass      the repository is resolved once (a link switched by `glow sync` to its target's real
+ *                          path) and every file is read under that path: a pass reads one revision, never a mix
+ *                          of two; the tree's `.glow-sync.json`, read from the same path, says which commit it is
  */
 import { asGlowError, GlowError } from '../base/errors.js';
 import type { GlowCode } from '../base/codes.js';
@@ -22,8 +25,10 @@ import { readRepo } from '../config/source.js';
 import type { RepoSource } from '../config/source.js';
 import type { SinkStatus } from '../logs/forwarder.js';
 import type { AgentMetrics } from './metrics.js';
-import { RepoLoop } from './repo-loop.js';
-import type { AgentStatus, InstanceStatus, ProblemReport } from './status.js';
+import { readRevisionMeta } from '../sync/publish.js';
+import { RepoLoop, resolveRepoTarget } from './repo-loop.js';
+import type { RepoTarget } from './repo-loop.js';
+import type { AgentStatus, InstanceStatus, ProblemReport, RepoTree } from './status.js';
 
 /** A good snapshot and the runtime's plan of it: what a pass applies. */
 export interface Applied<P> {
@@ -118,6 +123,8 @@ export interface PassOptions {
   readonly ignore?: (path: string) => boolean;
   /** A pass that threw, or the watcher's error. */
   readonly onError: (e: unknown) => void;
+  /** The repository now leads to another tree (a link switched): for the runtime's log. */
+  readonly onSwitch?: (target: RepoTarget) => void;
 }
 
 /** The parts of the status that the runtime knows and the pass does not. */
@@ -134,7 +141,9 @@ export class Pass<P, O, S> {
   readonly #loop: RepoLoop;
   #applied: Applied<P> | undefined;
   #appliedAt: Date | undefined;
-  #loaded: { revision: string; at: Date } | undefined;
+  #appliedTree: RepoTree | undefined;
+  #loaded: { revision: string; at: Date; tree: RepoTree | undefined } | undefined;
+  #lastPass: AgentStatus['lastPass'];
   #configErrors: ProblemReport[] = [];
   #applyErrors: ProblemReport[] = [];
   #halted = false;
@@ -144,7 +153,14 @@ export class Pass<P, O, S> {
     this.#runtime = runtime;
     this.#metrics = metrics;
     this.#loop = new RepoLoop(
-      { repo: opts.repo, debounceMs: opts.debounceMs, tickMs: opts.tickMs, ...(opts.ignore ? { ignore: opts.ignore } : {}), onError: opts.onError },
+      {
+        repo: opts.repo,
+        debounceMs: opts.debounceMs,
+        tickMs: opts.tickMs,
+        ...(opts.ignore ? { ignore: opts.ignore } : {}),
+        onError: opts.onError,
+        ...(opts.onSwitch ? { onSwitch: opts.onSwitch } : {}),
+      },
       (reason) => this.#pass(reason),
     );
   }
@@ -186,7 +202,7 @@ export class Pass<P, O, S> {
 
   /** The state of every instance in the metrics (also between passes, when an instance changes). */
   updateMetrics(): void {
-    if (this.#applied && this.#appliedAt) this.#metrics.setApplied(this.#applied.snapshot.revision, this.#appliedAt, this.#runtime.instances());
+    if (this.#applied && this.#appliedAt) this.#metrics.setApplied(this.#applied.snapshot.revision, this.#appliedAt, this.#runtime.instances(), this.#appliedTree?.commit);
   }
 
   status(parts: StatusParts): AgentStatus {
@@ -195,8 +211,11 @@ export class Pass<P, O, S> {
       repo: this.#opts.repo,
       revision: this.#applied?.snapshot.revision,
       appliedAt: this.#appliedAt?.toISOString(),
+      ...(this.#appliedTree ? { appliedFrom: this.#appliedTree } : {}),
       loadedRevision: this.#loaded?.revision,
       loadedAt: this.#loaded?.at.toISOString(),
+      ...(this.#loaded?.tree ? { loadedFrom: this.#loaded.tree } : {}),
+      ...(this.#lastPass ? { lastPass: this.#lastPass } : {}),
       configErrors: this.#configErrors,
       applyErrors: this.#applyErrors,
       proxy: parts.proxy,
@@ -209,12 +228,15 @@ export class Pass<P, O, S> {
     if (this.#halted) return;
     const rt = this.#runtime;
     const t0 = process.hrtime.bigint();
-    const source = readRepo(this.#opts.repo);
+    // The link resolved once: every file of this pass, and the tree's meta, are read under one real path.
+    const target = resolveRepoTarget(this.#opts.repo);
+    const tree = target.dir === undefined ? undefined : treeOf(target.dir);
+    const source: RepoSource = target.dir === undefined ? { root: this.#opts.repo, exists: false, entries: [] } : { ...readRepo(target.dir), root: this.#opts.repo };
     const result = loadRepository(source);
     const now = new Date();
     const revision = result.ok ? result.snapshot.revision : result.revision;
     const changed = this.#loaded?.revision !== revision;
-    this.#loaded = { revision, at: now };
+    this.#loaded = { revision, at: now, tree };
 
     // What happens to an invalid repository: the last good snapshot stays, every error is reported.
     let candidate: Applied<P> | undefined;
@@ -242,9 +264,13 @@ export class Pass<P, O, S> {
 
     const first = this.#applied === undefined && candidate !== undefined;
     const fresh = candidate !== undefined && candidate.snapshot.revision !== this.#applied?.snapshot.revision;
-    if (candidate) this.#applied = candidate;
+    if (candidate) {
+      this.#applied = candidate;
+      this.#appliedTree = tree;
+    }
     const applied = this.#applied;
     if (!applied) {
+      this.#lastPass = { reason, startedAt: now.toISOString(), endedAt: new Date().toISOString() };
       this.#metrics.observeReconcile('skipped', t0);
       rt.passed?.(undefined);
       return;
@@ -298,10 +324,19 @@ export class Pass<P, O, S> {
     if (fresh || !this.#appliedAt) this.#appliedAt = now;
     const done: PassResult<P, S> = { applied, first, fresh, reason, steps, errors, blocked, halted };
     await rt.settle?.(done);
+    const commit = this.#appliedTree?.commit;
+    this.#lastPass = { reason, startedAt: now.toISOString(), endedAt: new Date().toISOString(), revision: applied.snapshot.revision, ...(commit ? { commit } : {}) };
     this.updateMetrics();
     this.#metrics.observeReconcile(errors.length ? 'error' : 'ok', t0);
     rt.passed?.(done);
   }
+}
+
+/** The tree read, and what glow sync says it is (its `.glow-sync.json`, when there is one). */
+function treeOf(dir: string): RepoTree {
+  const meta = readRevisionMeta(dir);
+  if (!meta) return { path: dir };
+  return { path: dir, ...(meta.name ? { syncRevision: meta.name } : {}), commit: meta.id, publishedAt: meta.publishedAt };
 }
 
 /** An error of the repository (or of planning it) as status shows it. */

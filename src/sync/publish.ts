@@ -58,6 +58,11 @@ export function readCurrent(layout: SyncLayout): Current {
   return { dir, name, meta: readMeta(dir) };
 }
 
+/** The `.glow-sync.json` of a tree: what glow sync published there; undefined when there is none or it is not one. */
+export function readRevisionMeta(dir: string): RevisionMeta | undefined {
+  return readMeta(dir);
+}
+
 function readMeta(dir: string): RevisionMeta | undefined {
   try {
     const m = JSON.parse(readFileSync(join(dir, REVISION_META), 'utf8')) as RevisionMeta;

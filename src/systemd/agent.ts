@@ -15,6 +15,7 @@ import type { Desired, ObservedNode, Step } from '../reconcile/node.js';
 import type { NodePlan } from '../plan/node-plan.js';
 import type { AgentMetrics } from '../shell/metrics.js';
 import { Pass } from '../shell/pass.js';
+import { readSyncStatus } from '../shell/status.js';
 import type { AgentStatus } from '../shell/status.js';
 import type { Systemd } from './dbus.js';
 import { SystemdRuntime } from './runtime.js';
@@ -58,6 +59,8 @@ export class Agent {
         debounceMs: opts.debounceMs,
         tickMs: opts.tickMs,
         onError: (e) => this.#log.error({ err: e }, 'following the repository failed'),
+        // A switch of the link (glow sync) is followed at once: its new tree is watched and read.
+        onSwitch: (t) => this.#log.info({ repo: opts.repo, tree: t.dir ?? null, link: t.link }, t.dir ? 'following the repository' : 'the repository is missing'),
       },
       this.#runtime,
       metrics,
@@ -82,11 +85,14 @@ export class Agent {
 
   status(): AgentStatus {
     const proxy = this.#runtime.states.get(PROXY_UNIT);
-    return this.#pass.status({
+    const status = this.#pass.status({
       node: this.#opts.node,
       proxy: proxy ? { activeState: proxy.activeState, since: proxy.stateChangeUs ? new Date(proxy.stateChangeUs / 1000).toISOString() : undefined } : undefined,
       sinks: this.#logs?.status() ?? [],
     });
+    const plan = this.plan;
+    const sync = readSyncStatus(this.#opts.repo);
+    return { ...status, ...(plan ? { instancesPlanned: plan.instances.length } : {}), ...(sync ? { sync } : {}) };
   }
 
   /** The plan applied, for `glow plan --node` against the live node. */
