@@ -175,3 +175,22 @@ describe('glow plan', () => {
     assert.match(r.stderr, /GLOW_E_NODE_UNKNOWN there is no node `node-d`.*did you mean `node-a`\?/);
   });
 });
+
+describe('glow agent without a reachable D-Bus', () => {
+  test('a missing bus socket is GLOW_E_SYSTEMD_CONNECT on one line, exit 1, not a stack trace', () => {
+    const r = glow('agent', '--bus', 'unix:path=/nonexistent', '--repo', join(work, 'nope'), '--socket', join(work, 'glowd.sock'));
+    assert.equal(r.status, 1, r.stderr);
+    assert.equal(r.stderr, 'glow: GLOW_E_SYSTEMD_CONNECT cannot talk to systemd over D-Bus at unix:path=/nonexistent: connect ENOENT /nonexistent\n');
+    assert.equal(r.stdout, '');
+  });
+
+  test('glowd: a socket nobody listens on, and an address that is not one', () => {
+    writeFileSync(join(work, 'not-a-socket'), '');
+    for (const bus of [`unix:path=${join(work, 'not-a-socket')}`, 'tcp:host=127.0.0.1,port=1', 'garbage']) {
+      const r = spawnSync(process.execPath, [join(ROOT, 'dist/src/cli/glowd.js'), '--bus', bus, '--repo', join(work, 'nope'), '--socket', join(work, 'glowd.sock')], { encoding: 'utf8', timeout: 30_000 });
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, /^glowd: GLOW_E_SYSTEMD_CONNECT [^\n]+\n$/);
+      assert.ok(r.stderr.includes(bus === 'garbage' ? '`garbage` is not a D-Bus address such as unix:path=' : `cannot talk to systemd over D-Bus at ${bus}: connect ECONNREFUSED`), r.stderr);
+    }
+  });
+});
