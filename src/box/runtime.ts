@@ -77,8 +77,11 @@ export class BoxRuntime implements PassRuntime<DevPlan, BoxObserved, BoxStep> {
   #saidNow = new Set<string>();
   #routes: string | undefined;
   readonly #tls = new Map<string, string>();
-  /** Apps not started in the last pass, and why (artifact or config file missing). */
-  #blocked: ReadonlyMap<string, string> = new Map();
+  /** Apps not started (or not changed) in the last pass, and the failure that blocked each (artifact or config
+   * file missing). */
+  #blocked: ReadonlyMap<string, ProblemReport> = new Map();
+  /** The first failure of each app in the pass in progress. */
+  #failedNow = new Map<string, ProblemReport>();
   #shared: string[] = [];
   /** Called after every pass that applied a new revision (the CLI prints its banner after the first one). */
   onApplied: ((first: boolean) => void) | undefined;
@@ -176,6 +179,7 @@ export class BoxRuntime implements PassRuntime<DevPlan, BoxObserved, BoxStep> {
   applying({ snapshot, plan: dp }: Applied<DevPlan>, fresh: boolean): void {
     this.#dp = dp;
     this.#saidNow = new Set();
+    this.#failedNow = new Map();
     if (!fresh) return;
     this.#term.setKeys(dp.plan.instances.map((i) => instanceKey(i.app, i.instance)));
     for (const f of dp.folded) {
@@ -185,7 +189,9 @@ export class BoxRuntime implements PassRuntime<DevPlan, BoxObserved, BoxStep> {
     }
   }
 
-  stepFailed(report: ProblemReport): void {
+  stepFailed(report: ProblemReport, step: BoxStep): void {
+    const app = this.appOf(step)?.app;
+    if (app !== undefined && !this.#failedNow.has(app)) this.#failedNow.set(app, report);
     const key = `${report.code} ${report.message}`;
     this.#saidNow.add(key);
     if (!this.#said.has(key)) this.#term.error(key);
@@ -193,8 +199,10 @@ export class BoxRuntime implements PassRuntime<DevPlan, BoxObserved, BoxStep> {
 
   async settle(result: PassResult<DevPlan, BoxStep>): Promise<void> {
     if (result.halted) return;
-    for (const [app, why] of result.blocked) if (!this.#blocked.has(app)) this.#term.error(`${app} is not started: ${why.split(':')[0]}`);
-    this.#blocked = result.blocked;
+    const blocked = new Map<string, ProblemReport>();
+    for (const [app, why] of result.blocked) blocked.set(app, this.#failedNow.get(app) ?? { code: 'GLOW_E_APPLY', message: why, at: new Date().toISOString() });
+    for (const [app, report] of blocked) if (!this.#blocked.has(app)) this.#term.error(this.#blockedLine(app, report));
+    this.#blocked = blocked;
     // Errors are said once while they last; one that went away and comes back is said again.
     for (const k of [...this.#said]) if (k.startsWith('GLOW_E_') && !this.#saidNow.has(k)) this.#said.delete(k);
     for (const k of this.#saidNow) this.#said.add(k);
@@ -222,9 +230,10 @@ export class BoxRuntime implements PassRuntime<DevPlan, BoxObserved, BoxStep> {
         return;
       }
       case 'apply-routes': {
+        const unbound = this.#proxy.status().frontends.filter((f) => !f.bound && !f.draining).map((f) => f.key);
         const r = await this.#proxy.apply(observed.routes);
         this.#routes = observed.routesText;
-        this.#reportRoutes(r);
+        this.#reportRoutes(r, unbound);
         return;
       }
       case 'stop':
@@ -271,15 +280,29 @@ export class BoxRuntime implements PassRuntime<DevPlan, BoxObserved, BoxStep> {
       const key = instanceKey(i.app, i.instance);
       seen.add(key);
       const c = children.get(key);
-      const base = { unit: key, app: i.app, instance: i.instance, version: i.version, desired: true };
-      if (c) out.push({ ...base, ...childState(c.state), mainPid: c.pid, since: c.since.toISOString() });
-      else out.push({ ...base, activeState: 'inactive', subState: outside.has(i.app) ? 'outside glow' : this.#blocked.has(i.app) ? 'blocked' : 'dead', mainPid: 0, since: undefined });
+      const b = outside.has(i.app) ? undefined : this.#blocked.get(i.app);
+      const base = { unit: key, app: i.app, instance: i.instance, version: i.version, desired: true, ...(b ? { blocked: { code: b.code, message: b.message } } : {}) };
+      // What runs, and what the repository asks for when that is not it (a version whose artifact is missing).
+      if (c) out.push({ ...base, version: c.version, ...(c.version !== i.version ? { wanted: i.version } : {}), ...childState(c.state), mainPid: c.pid, since: c.since.toISOString() });
+      else out.push({ ...base, activeState: 'inactive', subState: outside.has(i.app) ? 'outside glow' : b ? 'blocked' : 'dead', mainPid: 0, since: undefined });
     }
     for (const [key, c] of children) {
       if (seen.has(key)) continue;
       out.push({ unit: key, app: c.app, instance: c.instance, version: c.version, ...childState(c.state), mainPid: c.pid, since: c.since.toISOString(), desired: false });
     }
     return out;
+  }
+
+  /** The line that says an app is blocked: what keeps running, if anything, and which error (said just before). */
+  #blockedLine(app: string, report: ProblemReport): string {
+    const wanted = this.#dp?.plan.instances.find((i) => i.app === app)?.version;
+    const running = this.#supervisor.status().filter((c) => c.app === app && c.state !== 'stopping');
+    const why = `${report.code}, said above`;
+    if (!running.length) return `${app} is not started (${why})`;
+    const versions = [...new Set(running.map((c) => c.version))].join(', ');
+    return wanted !== undefined && !running.some((c) => c.version === wanted)
+      ? `${app} keeps running ${versions}: ${wanted} is not started (${why})`
+      : `${app} keeps running ${versions} as it was: the change is not applied (${why})`;
   }
 
   async #routesOf(plan: NodePlan): Promise<ProxyRoutes> {
@@ -308,8 +331,14 @@ export class BoxRuntime implements PassRuntime<DevPlan, BoxObserved, BoxStep> {
     };
   }
 
-  #reportRoutes(r: ApplyResult): void {
+  #reportRoutes(r: ApplyResult, unboundBefore: readonly string[]): void {
+    const frontends = new Map(this.#proxy.status().frontends.map((f) => [f.key, f]));
+    // One that could not bind until now and binds with these routes says so, as the proxy's own retry does
+    // (src/box/proxy-log.ts).
+    for (const key of unboundBefore) if (frontends.get(key)?.bound) this.#term.note(`proxy: listener bound (frontend ${key})`);
     for (const f of r.failed) {
+      const routes = frontends.get(f.key)?.routes ?? [];
+      const what = routes.length ? ` for ${routes.map((x) => `${x.kind} ${x.name}`).join(', ')}` : '';
       const port = Number(f.key.slice(f.key.lastIndexOf(':') + 1));
       const hint =
         f.error === 'EACCES' && port < 1024
@@ -317,7 +346,7 @@ export class BoxRuntime implements PassRuntime<DevPlan, BoxObserved, BoxStep> {
           : f.error === 'EADDRINUSE'
             ? `another process listens there (\`ss -ltnp 'sport = :${port}'\` says which); the proxy tries again every 2 s`
             : 'the proxy tries again every 2 s';
-      this.#term.error(`proxy: cannot listen on ${f.key} (${f.error}): ${hint}`);
+      this.#term.error(`GLOW_E_PROXY_BIND proxy: cannot listen on ${f.key}${what} (${f.error}): ${hint}`);
     }
   }
 

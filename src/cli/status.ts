@@ -19,7 +19,11 @@ const HELP = `Usage
 
 Shows this node as glowd sees it: the revision applied and when, the errors of the repository (a revision with
 errors is not applied) and of the last reconcile, the proxy, every instance with its state and since when, and
-every log sink with its state, lag and last error. Run as root. Exit status 1 on errors or a sink that cannot start.
+every log sink with its state, lag and last error. Run as root (or as the user of \`glow up\`).
+
+Exit status: 0 when all is well; 1 on an error of the repository or of the last reconcile, a proxy listener that
+is not bound (GLOW_E_PROXY_BIND), a sink that cannot start, or when nothing answers on the socket; 2 on a wrong
+command line. With --json: 0 whenever the socket answered (the errors are in the JSON).
 
 Options
   --json          print the status as JSON
@@ -42,7 +46,12 @@ export async function runStatus(argv: string[]): Promise<number> {
   }
   const status = JSON.parse(r.body) as AgentStatus;
   process.stdout.write(`${formatStatus(status, styleFor(process.stdout), new Date())}\n`);
-  return status.configErrors.length || status.applyErrors.length || (status.sinks ?? []).some((k) => k.state === 'failed') ? 1 : 0;
+  return status.configErrors.length || status.applyErrors.length || unbound(status).length || (status.sinks ?? []).some((k) => k.state === 'failed') ? 1 : 0;
+}
+
+/** The proxy's frontends that should listen and do not (GLOW_E_PROXY_BIND): errors too. */
+function unbound(st: AgentStatus) {
+  return (st.proxy?.frontends ?? []).filter((f) => !f.bound && !f.draining);
 }
 
 function ago(iso: string | undefined, now: Date): string {
@@ -69,6 +78,11 @@ export function formatStatus(st: AgentStatus, style: Style, now: Date): string {
     out.push('', style.red(`the last reconcile had ${st.applyErrors.length} error(s):`));
     for (const e of st.applyErrors) out.push(`  ${e.code}${e.unit ? ` ${e.unit}` : ''} ${e.message}`);
   }
+  const notBound = unbound(st);
+  if (notBound.length) {
+    out.push('', style.red(`the proxy cannot listen on ${notBound.length} address${notBound.length === 1 ? '' : 'es'} (GLOW_E_PROXY_BIND; it keeps trying):`));
+    for (const f of notBound) out.push(`  GLOW_E_PROXY_BIND ${f.key}${f.routes.length ? ` (${f.routes.map((r) => `${r.kind} ${r.name}`).join(', ')})` : ''}: ${f.error ?? 'unknown'}`);
+  }
   out.push('', `proxy: ${st.proxy ? `${st.proxy.activeState} since ${ago(st.proxy.since, now)}` : 'not running'}`);
   for (const f of st.proxy?.frontends ?? []) {
     const state = f.draining ? ' (draining)' : f.bound ? '' : style.red(` (not bound: ${f.error ?? 'unknown'})`);
@@ -90,7 +104,8 @@ export function formatStatus(st: AgentStatus, style: Style, now: Date): string {
   for (const i of st.instances) {
     const state = i.activeState === 'active' ? style.green(`${i.activeState} (${i.subState})`) : i.activeState === 'failed' ? style.red(`${i.activeState} (${i.subState})`) : `${i.activeState} (${i.subState})`;
     const extra = i.desired ? '' : i.stopAt ? `  no longer deployed: stops at ${i.stopAt}` : '  no longer deployed';
-    out.push(`  ${`${i.app} #${i.instance}`.padEnd(20)} ${(i.version ?? '-').padEnd(10)} ${state}  since ${ago(i.since, now)}${i.mainPid ? `  pid ${i.mainPid}` : ''}${extra}`);
+    const wants = i.blocked ? style.red(`  ${i.wanted ? `wants ${i.wanted}: ` : ''}blocked — ${i.blocked.code} ${i.blocked.message}`) : i.wanted ? `  wants ${i.wanted}` : '';
+    out.push(`  ${`${i.app} #${i.instance}`.padEnd(20)} ${(i.version ?? '-').padEnd(10)} ${state}  since ${ago(i.since, now)}${i.mainPid ? `  pid ${i.mainPid}` : ''}${extra}${wants}`);
   }
   const sinks = st.sinks ?? [];
   if (sinks.length) out.push('', style.bold(`log sinks (${sinks.length})`));

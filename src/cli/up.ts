@@ -16,7 +16,7 @@ import { parseDuration } from '../config/notation.js';
 import { readRepo } from '../config/source.js';
 import { devMetricsListen, devPlan } from '../plan/box-plan.js';
 import { DevBox } from '../box/devbox.js';
-import type { DevBoxMode } from '../box/devbox.js';
+import type { DevBoxMode, DevBoxStatus } from '../box/devbox.js';
 import { devboxPaths, repoStateDir } from '../box/paths.js';
 import { Terminal } from '../box/terminal.js';
 import type { NodePlan, PlannedExposure } from '../plan/node-plan.js';
@@ -170,7 +170,7 @@ export async function runUp(argv: string[]): Promise<number> {
         (e: NodeJS.ErrnoException) => term.error(metricsError(plan.metricsListen, e).message),
       );
     }
-    if (firstTime) banner(term, plan, { repo: shown, metrics: endpoint.listen ?? wanted, self, outside: mode.except });
+    if (firstTime) banner(term, plan, { repo: shown, metrics: endpoint.listen ?? wanted, self, outside: mode.except, status: box.status() });
   };
   term.info(`glow up ${shown}${f.node ? ` --node ${f.node}` : ''}: state in ${stateDir}`);
   box.start().catch((e: unknown) => term.error(`${(e as Error).message}`));
@@ -217,22 +217,35 @@ export function exposureUrl(e: PlannedExposure): string {
   return e.hosts.length ? `${url} with Host: ${e.hosts.join(' or ')} (curl -H 'Host: ${e.hosts[0]!.replace('*.', 'x.')}' ${url})` : url;
 }
 
-/** Where to look, once the box runs. */
-function banner(term: Terminal, plan: NodePlan, o: { repo: string; metrics: string; self: string; outside: readonly string[] }): void {
+/** Where to look, once the box runs: what runs, what is blocked and why, and only the addresses that listen. */
+function banner(term: Terminal, plan: NodePlan, o: { repo: string; metrics: string; self: string; outside: readonly string[]; status: DevBoxStatus }): void {
   const lines: string[] = [];
-  const n = plan.instances.length - plan.instances.filter((i) => o.outside.includes(i.app)).length;
-  lines.push(`the box runs ${n} instance${n === 1 ? '' : 's'} of ${o.repo} as node \`${plan.node}\`, revision ${plan.revision}`);
+  const mine = o.status.instances.filter((i) => i.desired && !o.outside.includes(i.app));
+  const running = mine.filter((i) => i.activeState === 'active' || i.activeState === 'activating').length;
+  const blocked = mine.filter((i) => i.blocked);
+  lines.push(`the box runs ${running} instance${running === 1 ? '' : 's'} of ${o.repo} as node \`${plan.node}\`, revision ${plan.revision}`);
   const width = Math.max(8, ...plan.exposures.map((e) => e.name.length));
-  for (const e of plan.exposures) lines.push(`  ${e.name.padEnd(width)}  ${exposureUrl(e)}  → ${e.service}`);
+  for (const i of blocked) {
+    const name = `${i.app} #${i.instance}`;
+    const what = i.wanted ? `${name} keeps running ${i.version}; ${i.wanted} is not started` : i.mainPid ? `${name} runs as it was; the change is not applied` : `${name} is not started`;
+    lines.push(`  ${'blocked'.padEnd(width)}  ${what}: ${i.blocked!.code} (above)`);
+  }
+  const frontends = o.status.proxy?.frontends ?? [];
+  for (const e of plan.exposures) {
+    const f = frontends.find((x) => !x.draining && x.routes.some((r) => r.kind === 'exposure' && r.name === e.name));
+    if (f && !f.bound) lines.push(`  ${e.name.padEnd(width)}  NOT LISTENING: ${e.bind}:${e.port} cannot be bound (${f.error ?? 'unknown'}, GLOW_E_PROXY_BIND above); the proxy tries again every 2 s`);
+    else lines.push(`  ${e.name.padEnd(width)}  ${exposureUrl(e)}  → ${e.service}`);
+  }
   lines.push(`  ${'metrics'.padEnd(width)}  http://${o.metrics}/metrics`);
   lines.push(`  ${'status'.padEnd(width)}  ${o.self} status`);
-  const reload = plan.files.find((x) => x.onChange === 'reload');
-  const example = reload ?? plan.files[0];
+  // An example to try, among the files of the apps the box runs (not those left to the developer with --except).
+  const files = plan.files.filter((x) => !o.outside.includes(x.app));
+  const example = files.find((x) => x.onChange === 'reload') ?? files[0];
   if (example) {
     const how = example.onChange === 'reload' ? `${example.app} gets ${example.signal} and reads it again, no restart` : example.onChange === 'restart' ? `${example.app} restarts` : `${example.app} sees the new file`;
     lines.push(`  ${'try'.padEnd(width)}  edit ${o.repo}/${example.source}: ${how}`);
   }
-  lines.push(`  ${''.padEnd(width)}  add, edit or delete any file of ${o.repo}: the box follows`);
+  lines.push(`  ${(example ? '' : 'try').padEnd(width)}  add, edit or delete any file of ${o.repo}: the box follows`);
   lines.push('Ctrl-C stops everything');
   term.info(lines.join('\n'));
 }

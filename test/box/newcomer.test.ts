@@ -1,0 +1,112 @@
+/**
+ * What a newcomer hits with `glow up`, as they met it: one box, run as the user `nobody` (the box is meant for
+ * unprivileged users), on a small repository whose ports are chosen free at run time. Each test is one finding:
+ * a port the box cannot bind, a version with no artifact, a config directory that is not writable, `glow logs`
+ * and `glow dev` beside the box, and the smaller ones. Assertions are on what the user sees: the terminal,
+ * `glow status` (text, JSON and exit status), the HTTP answers.
+ */
+import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
+import type { Server } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { BoxRepo, freePort, NOBODY, until } from './fixture.js';
+import type { Running, StatusJson } from './fixture.js';
+
+const repo = new BoxRepo('glow-newcomer-', { uid: NOBODY });
+after(() => repo.cleanup());
+
+const ports = { metrics: 0, web: 0, api: 0, www: 0 };
+let taken: Server;
+let up: Running;
+
+const inst = (st: StatusJson, app: string) => st.instances.find((i) => i.app === app);
+const get = async (port: number) => (await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(2000) })).text();
+
+before(async () => {
+  for (const k of Object.keys(ports) as (keyof typeof ports)[]) ports[k] = await freePort();
+  // Someone else listens on the exposure's port (another dev server, say).
+  taken = createServer((s) => s.end('not glow\n'));
+  await new Promise<void>((r) => taken.listen(ports.www, '127.0.0.1', r));
+  repo.base(ports.metrics);
+  repo.app('web', { port: ports.web });
+  repo.app('api', { port: ports.api });
+  // An app whose artifact does not exist yet: blocked from the start.
+  repo.app('late', { artifact: false });
+  repo.write('exposures/www.yaml', `service: web:${ports.web}\nport: ${ports.www}\nnodes: [n]\n`);
+  // Port 80, as a user: EACCES.
+  repo.write('exposures/low.yaml', `service: api:${ports.api}\nport: 80\nnodes: [n]\n`);
+  up = repo.run('up', repo.dir);
+  await up.waitFor(/Ctrl-C stops everything/, 60_000);
+});
+
+after(async () => {
+  taken?.close();
+  if (up && up.proc.exitCode === null) await up.interrupt();
+});
+
+describe('glow up, as a newcomer meets it', { timeout: 240_000 }, () => {
+  test('a port the box cannot bind: the banner marks it, the terminal line has GLOW_E_PROXY_BIND, glow status exits 1', async () => {
+    const banner = up.out.slice(up.out.indexOf('the box runs'));
+    assert.match(banner, new RegExp(`www +NOT LISTENING: 127\\.0\\.0\\.1:${ports.www} cannot be bound \\(EADDRINUSE, GLOW_E_PROXY_BIND above\\)`));
+    assert.match(banner, /low +NOT LISTENING: 127\.0\.0\.1:80 cannot be bound \(EACCES, GLOW_E_PROXY_BIND above\)/);
+    assert.doesNotMatch(banner, new RegExp(`http://127\\.0\\.0\\.1:(${ports.www}|80)/`), 'an address that does not listen is not advertised');
+    assert.match(up.out, new RegExp(`GLOW_E_PROXY_BIND proxy: cannot listen on tcp 127\\.0\\.0\\.1:${ports.www} for exposure www \\(EADDRINUSE\\): another process listens there`));
+    assert.match(up.out, /GLOW_E_PROXY_BIND proxy: cannot listen on tcp 127\.0\.0\.1:80 for exposure low \(EACCES\): ports below 1024 need root on Linux: .*sudo sysctl net\.ipv4\.ip_unprivileged_port_start=80/);
+
+    const text = repo.glow('status');
+    assert.equal(text.status, 1, text.stdout + text.stderr);
+    assert.match(text.stdout, /the proxy cannot listen on 2 addresses \(GLOW_E_PROXY_BIND; it keeps trying\):/);
+    assert.match(text.stdout, new RegExp(`GLOW_E_PROXY_BIND tcp 127\\.0\\.0\\.1:${ports.www} \\(exposure www\\): EADDRINUSE`));
+    const st = repo.status();
+    assert.equal(st.code, 0, '--json exits 0 when the socket answered; the errors are in the JSON');
+    const errors = new Map(st.json.proxy.frontends.filter((f) => !f.bound).map((f) => [f.key, f.error]));
+    assert.deepEqual(errors, new Map([['tcp 127.0.0.1:80', 'EACCES'], [`tcp 127.0.0.1:${ports.www}`, 'EADDRINUSE']]));
+
+    // The port is freed, the port-80 exposure removed: the proxy binds within its 2 s retry; status is clean.
+    const since = st.json.proxy.since;
+    await new Promise<void>((r) => taken.close(() => r()));
+    repo.remove('exposures/low.yaml');
+    await up.waitFor(new RegExp(`proxy: listener bound \\(frontend tcp 127\\.0\\.0\\.1:${ports.www}\\)`), 10_000);
+    assert.equal(await until('web through www', () => get(ports.www)), 'web #1 1.0.0\n');
+    const clean = await until('glow status without the bind errors', () => {
+      const r = repo.glow('status');
+      return r.status === 0 || /GLOW_E_ARTIFACT_MISSING/.test(r.stdout) ? r : undefined;
+    });
+    assert.doesNotMatch(clean.stdout, /GLOW_E_PROXY_BIND/);
+    assert.equal(repo.status().json.proxy.since, since, '"proxy: active since" is when the proxy started, not the last route reload');
+  });
+
+  test('an app whose artifact is missing from the start: the banner does not count it as running and says why', () => {
+    const banner = up.out.slice(up.out.indexOf('the box runs'));
+    assert.match(banner, /^the box runs 2 instances of /, 'web and api; late is blocked');
+    assert.match(banner, /blocked +late #1 is not started: GLOW_E_ARTIFACT_MISSING \(above\)/);
+    assert.match(up.out, /late is not started \(GLOW_E_ARTIFACT_MISSING, said above\)/);
+    const late = inst(repo.status().json, 'late')!;
+    assert.deepEqual([late.activeState, late.subState, late.blocked?.code], ['inactive', 'blocked', 'GLOW_E_ARTIFACT_MISSING']);
+  });
+
+  test('a version with no artifact: status shows what runs (1.0.0) and what is wanted but blocked (2.0.0), and why', async () => {
+    const pid = inst(repo.status().json, 'web')!.mainPid;
+    repo.write('apps/web.yaml', `image: web\nversion: "2.0.0"\nruntime: exec\nprovides: [${ports.web}/http]\ncommand: [bin/web, "${ports.web}"]\nstop_timeout: 2s\n`);
+    await up.waitFor(/web keeps running 1\.0\.0: 2\.0\.0 is not started \(GLOW_E_ARTIFACT_MISSING, said above\)/);
+    assert.doesNotMatch(up.out, /web is not started/);
+    const web = inst(repo.status().json, 'web')!;
+    assert.equal(web.version, '1.0.0', 'the version that runs');
+    assert.equal(web.wanted, '2.0.0', 'the version the repository asks for');
+    assert.equal(web.mainPid, pid, 'the same process');
+    assert.deepEqual([web.activeState, web.subState, web.blocked?.code], ['active', 'running', 'GLOW_E_ARTIFACT_MISSING']);
+    assert.match(web.blocked!.message, /2\.0\.0/);
+    const text = repo.glow('status');
+    assert.equal(text.status, 1);
+    assert.match(text.stdout, /web #1 +1\.0\.0 +active \(running\) .* wants 2\.0\.0: blocked — GLOW_E_ARTIFACT_MISSING /);
+    assert.equal(await get(ports.web), 'web #1 1.0.0\n', 'the old one keeps serving');
+
+    // The artifact arrives: the box follows (a change of the repository), 2.0.0 runs, nothing is wanted.
+    repo.artifact('web', '2.0.0');
+    await until('web 2.0.0 running', () => {
+      const w = inst(repo.status().json, 'web')!;
+      return w.version === '2.0.0' && w.activeState === 'active' && w.wanted === undefined && w.blocked === undefined;
+    });
+    assert.equal(await until('web 2.0.0 answers', async () => ((await get(ports.web)) === 'web #1 2.0.0\n' ? true : undefined)), true);
+  });
+});
