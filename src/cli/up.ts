@@ -7,6 +7,7 @@
 import { AGENT_DEFAULTS } from '../base/paths.js';
 import { existsSync, mkdirSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { basename, relative, resolve } from 'node:path';
 import { getUnix, json, listenControl } from '../shell/control.js';
 import { MetricsEndpoint } from '../shell/metrics-server.js';
@@ -122,6 +123,7 @@ export async function runUp(argv: string[]): Promise<number> {
   const control = await listenControl(socket, (req, res) => {
     if (req.url === '/status') return json(res, box.status());
     if (req.url === '/plan') return json(res, box.plan ?? null);
+    if (req.url?.startsWith('/logs?')) return serveLogs(box, new URL(req.url, 'http://box').searchParams, req, res);
     json(res, { error: 'not found' }, 404);
   });
 
@@ -176,6 +178,27 @@ export async function runUp(argv: string[]): Promise<number> {
   box.start().catch((e: unknown) => term.error(`${(e as Error).message}`));
   // Everything is stopped (or killed): leave now, whatever handle a library may still hold.
   process.exit(await done);
+}
+
+/**
+ * GET /logs?app=APP[&instance=N][&lines=N][&follow=1]: the box's recent lines of APP (src/box/log-ring.ts) as JSON
+ * lines, then, with follow, every new one until the client goes. An app the box has no lines of and does not run
+ * is a 404 with the reason (`glow logs` says it as GLOW_E_LOGS_APP_UNKNOWN).
+ */
+function serveLogs(box: DevBox, q: URLSearchParams, req: IncomingMessage, res: ServerResponse): void {
+  const app = q.get('app') ?? '';
+  const refused = box.logsRefusal(app);
+  if (refused) return json(res, { error: { code: 'GLOW_E_LOGS_APP_UNKNOWN', message: refused } }, 404);
+  const instance = q.has('instance') ? Number(q.get('instance')) : undefined;
+  const lines = q.has('lines') ? Number(q.get('lines')) : undefined;
+  res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+  for (const l of box.logs.recent(app, instance, lines)) res.write(`${JSON.stringify(l)}\n`);
+  if (q.get('follow') !== '1') return void res.end();
+  const stop = box.logs.follow((l) => {
+    if (l.app === app && (instance === undefined || l.instance === instance)) res.write(`${JSON.stringify(l)}\n`);
+  });
+  req.once('close', stop);
+  res.once('close', stop);
 }
 
 /** Only one box per user: the control socket (and the ports) would be shared. */

@@ -110,3 +110,36 @@ describe('glow up, as a newcomer meets it', { timeout: 240_000 }, () => {
     assert.equal(await until('web 2.0.0 answers', async () => ((await get(ports.web)) === 'web #1 2.0.0\n' ? true : undefined)), true);
   });
 });
+
+describe('glow logs under glow up', { timeout: 60_000 }, () => {
+  test('an app the box runs: its recent lines, as the journal\'s would print; -n; --json; -f follows', async () => {
+    await until('a few lines of api', () => (up.out.match(/api#1 +│ api #1 1\.0\.0 tick/g)?.length ?? 0) >= 3);
+    const r = repo.glow('logs', 'api');
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`^\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z api#1 api #1 1\\.0\\.0 listening on :${ports.api}\\n`));
+    assert.match(r.stdout, /Z api#1 api #1 1\.0\.0 tick 2\n/);
+    assert.doesNotMatch(r.stdout, /web/);
+    const last = repo.glow('logs', 'api', '-n', '2');
+    assert.equal(last.stdout.split('\n').filter(Boolean).length, 2);
+    const json = repo.glow('logs', 'api', '-n', '1', '--json');
+    const rec = JSON.parse(json.stdout) as Record<string, unknown>;
+    assert.deepEqual([rec.app, rec.instance, rec.version, rec.node, rec.stream], ['api', 1, '1.0.0', 'devbox', 'stdout']);
+
+    const follow = repo.run('logs', 'api', '-f');
+    await follow.waitFor(/api#1 api #1 1\.0\.0 tick \d+\n/);
+    const seen = follow.out.split('\n').filter(Boolean).length;
+    assert.ok(seen <= 10, `the last 10 lines first, then the new ones:\n${follow.out}`);
+    await until('new lines while following', () => follow.out.split('\n').filter(Boolean).length >= seen + 2);
+    assert.equal((await follow.interrupt()).code, 0);
+  });
+
+  test('an unknown app is an error with a suggestion; an app outside the box says where its lines are', () => {
+    const typo = repo.glow('logs', 'apu');
+    assert.equal(typo.status, 1);
+    assert.equal(typo.stdout, '');
+    assert.equal(typo.stderr, 'glow: GLOW_E_LOGS_APP_UNKNOWN there is no app `apu` (no apps/apu.yaml); did you mean `api`?\n');
+    const since = repo.glow('logs', 'api', '--since', '-1h');
+    assert.equal(since.status, 1);
+    assert.match(since.stderr, /GLOW_E_LOGS_USAGE --since reads the journal; under glow up the box keeps the last 2000 lines of each instance: use --lines N/);
+  });
+});

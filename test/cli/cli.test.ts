@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -192,5 +192,14 @@ describe('glow agent without a reachable D-Bus', () => {
       assert.match(r.stderr, /^glowd: GLOW_E_SYSTEMD_CONNECT [^\n]+\n$/);
       assert.ok(r.stderr.includes(bus === 'garbage' ? '`garbage` is not a D-Bus address such as unix:path=' : `cannot talk to systemd over D-Bus at ${bus}: connect ECONNREFUSED`), r.stderr);
     }
+  });
+});
+
+describe('glow logs where nothing runs', () => {
+  test('no glowd, no glow up and no lines in the journal: it says where the lines would be, exit 1', () => {
+    const r = spawnSync(process.execPath, [GLOW, 'logs', 'web'], { encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: join(work, 'run') }, timeout: 30_000 });
+    if (existsSync('/run/glow/glowd.sock')) return; // a node: the journal is where the lines are
+    assert.equal(r.status, 1, r.stdout + r.stderr);
+    assert.equal(r.stderr, `glow logs: no lines of web in the journal; neither glowd (/run/glow/glowd.sock) nor glow up (${join(work, 'run')}/glow/up.sock) runs here\n`);
   });
 });
