@@ -57,7 +57,7 @@ if (process.env.CONFIG) console.log(me + ' read ' + process.env.CONFIG + ': ' + 
 if (port) http.createServer((q, r) => r.end(me + '\\n')).listen(port, '127.0.0.1', () => console.log(me + ' listening on :' + port));
 else console.log(me + ' up');
 let n = 0;
-setInterval(() => console.log(me + ' tick ' + ++n), 300);
+setInterval(() => console.log(me + ' tick ' + ++n), 1000);
 process.on('SIGTERM', () => process.exit(0));
 process.on('SIGHUP', () => console.log(me + ' SIGHUP'));
 `;

@@ -113,7 +113,7 @@ describe('glow up, as a newcomer meets it', { timeout: 240_000 }, () => {
 
 describe('glow logs under glow up', { timeout: 60_000 }, () => {
   test('an app the box runs: its recent lines, as the journal\'s would print; -n; --json; -f follows', async () => {
-    await until('a few lines of api', () => (up.out.match(/api#1 +│ api #1 1\.0\.0 tick/g)?.length ?? 0) >= 3);
+    await until('a few lines of api', () => (up.out.match(/api#1 +│ api #1 1\.0\.0 tick/g)?.length ?? 0) >= 3, 20_000);
     const r = repo.glow('logs', 'api');
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, new RegExp(`^\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z api#1 api #1 1\\.0\\.0 listening on :${ports.api}\\n`));
@@ -125,11 +125,11 @@ describe('glow logs under glow up', { timeout: 60_000 }, () => {
     const rec = JSON.parse(json.stdout) as Record<string, unknown>;
     assert.deepEqual([rec.app, rec.instance, rec.version, rec.node, rec.stream], ['api', 1, '1.0.0', 'devbox', 'stdout']);
 
-    const follow = repo.run('logs', 'api', '-f');
-    await follow.waitFor(/api#1 api #1 1\.0\.0 tick \d+\n/);
-    const seen = follow.out.split('\n').filter(Boolean).length;
-    assert.ok(seen <= 10, `the last 10 lines first, then the new ones:\n${follow.out}`);
-    await until('new lines while following', () => follow.out.split('\n').filter(Boolean).length >= seen + 2);
+    // -f: the last lines (here -n 1), then every new one.
+    const follow = repo.run('logs', 'api', '-f', '-n', '1');
+    const first = Number((await follow.waitFor(/api#1 api #1 1\.0\.0 tick (\d+)\n/))[1]);
+    await follow.waitFor(new RegExp(`api#1 api #1 1\\.0\\.0 tick ${first + 2}\\n`), 10_000);
+    assert.doesNotMatch(follow.out, /listening on|tick 1\n/, 'not the older lines');
     assert.equal((await follow.interrupt()).code, 0);
   });
 
@@ -141,5 +141,16 @@ describe('glow logs under glow up', { timeout: 60_000 }, () => {
     const since = repo.glow('logs', 'api', '--since', '-1h');
     assert.equal(since.status, 1);
     assert.match(since.stderr, /GLOW_E_LOGS_USAGE --since reads the journal; under glow up the box keeps the last 2000 lines of each instance: use --lines N/);
+  });
+});
+
+describe('glow dev beside a glow up that runs the app', { timeout: 60_000 }, () => {
+  test('it warns, naming `glow up --except api`, before its "run it" line', async () => {
+    const dev = repo.run('dev', 'api', repo.dir);
+    await dev.waitFor(/Ctrl-C stops the listeners/);
+    const pid = repo.status().json.devbox.pid;
+    assert.match(dev.out, new RegExp(`glow up \\(pid ${pid}\\) runs api #1 itself: the command line below would fail \\(EADDRINUSE on port ${ports.api}, or two of it running\\); stop that box \\(Ctrl-C\\) and start it as \`glow up repo --except api\`, then run api yourself`));
+    assert.match(dev.out, /Run it:\n {2}cd .* && env -i PATH="\$PATH" HOME="\$HOME" GLOW_APP=api .*\n {2}\(not while glow up runs api: start the box as `glow up .* --except api` first\)/);
+    assert.equal((await dev.interrupt()).code, 0);
   });
 });
