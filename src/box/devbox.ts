@@ -125,6 +125,9 @@ export class DevBox {
       this.proxy,
     );
     this.#runtime.onApplied = (first) => this.onApplied?.(first);
+    this.#runtime.onRetry = (reason) => {
+      if (!this.#stopping) void this.#pass.run(reason).catch((e: unknown) => this.#term.error((e as Error).message));
+    };
     const stateRel = relative(opts.repo, opts.stateDir);
     const inRepo = stateRel !== '' && !stateRel.startsWith('..');
     this.#pass = new Pass(
@@ -151,6 +154,7 @@ export class DevBox {
   /** Stops following the repository, stops every instance (each within its stop timeout), then the proxy. */
   async stop(): Promise<void> {
     this.#stopping = true;
+    this.#runtime.close();
     await this.#pass.stop();
     await this.#supervisor.stopAll();
     await this.proxy.stop(this.#opts.drainMs ?? 1000);
@@ -159,6 +163,7 @@ export class DevBox {
   /** SIGKILL to every instance now. */
   kill(): void {
     this.#stopping = true;
+    this.#runtime.close();
     this.#pass.halt();
     this.#supervisor.killAll();
   }

@@ -29,7 +29,7 @@ import type { Applied, PassResult, PassRuntime, Planned, Rejection, StepApp, Ste
 import type { InstanceStatus, ProblemReport } from '../shell/status.js';
 import { formatError } from '../shell/style.js';
 import type { Style } from '../shell/style.js';
-import { deliverFile, sha256OfFile } from './deliver.js';
+import { canWrite, deliverFile, nearestDir, pathError, sha256OfFile } from './deliver.js';
 import type { InstanceSpec, Supervisor } from './supervisor.js';
 import type { Terminal } from './terminal.js';
 
@@ -85,6 +85,12 @@ export class BoxRuntime implements PassRuntime<DevPlan, BoxObserved, BoxStep> {
   #shared: string[] = [];
   /** Called after every pass that applied a new revision (the CLI prints its banner after the first one). */
   onApplied: ((first: boolean) => void) | undefined;
+  /** Asks for a pass now (a config directory became writable). */
+  onRetry: ((reason: string) => void) | undefined;
+  /** Config files that could not be written in the pass in progress, and in the last one. */
+  #unwritableNow = new Set<string>();
+  #unwritable = new Set<string>();
+  #watch: NodeJS.Timeout | undefined;
 
   constructor(opts: BoxRuntimeOptions, terminal: Terminal, style: Style, supervisor: Supervisor, proxy: Proxy) {
     this.#opts = opts;
@@ -180,7 +186,9 @@ export class BoxRuntime implements PassRuntime<DevPlan, BoxObserved, BoxStep> {
     this.#dp = dp;
     this.#saidNow = new Set();
     this.#failedNow = new Map();
+    this.#unwritableNow = new Set();
     if (!fresh) return;
+    this.#checkPaths(dp);
     this.#term.setKeys(dp.plan.instances.map((i) => instanceKey(i.app, i.instance)));
     for (const f of dp.folded) {
       const others = f.folded.map((o) => `#${o.instance} (${o.node}, ${o.file})`).join(', ');
@@ -190,6 +198,7 @@ export class BoxRuntime implements PassRuntime<DevPlan, BoxObserved, BoxStep> {
   }
 
   stepFailed(report: ProblemReport, step: BoxStep): void {
+    if (step.kind === 'write-config' && report.code === 'GLOW_E_DEVBOX_PATH') this.#unwritableNow.add(step.file.path);
     const app = this.appOf(step)?.app;
     if (app !== undefined && !this.#failedNow.has(app)) this.#failedNow.set(app, report);
     const key = `${report.code} ${report.message}`;
@@ -203,6 +212,7 @@ export class BoxRuntime implements PassRuntime<DevPlan, BoxObserved, BoxStep> {
     for (const [app, why] of result.blocked) blocked.set(app, this.#failedNow.get(app) ?? { code: 'GLOW_E_APPLY', message: why, at: new Date().toISOString() });
     for (const [app, report] of blocked) if (!this.#blocked.has(app)) this.#term.error(this.#blockedLine(app, report));
     this.#blocked = blocked;
+    this.#watchPaths(this.#unwritableNow);
     // Errors are said once while they last; one that went away and comes back is said again.
     for (const k of [...this.#said]) if (k.startsWith('GLOW_E_') && !this.#saidNow.has(k)) this.#said.delete(k);
     for (const k of this.#saidNow) this.#said.add(k);
@@ -291,6 +301,47 @@ export class BoxRuntime implements PassRuntime<DevPlan, BoxObserved, BoxStep> {
       out.push({ unit: key, app: c.app, instance: c.instance, version: c.version, ...childState(c.state), mainPid: c.pid, since: c.since.toISOString(), desired: false });
     }
     return out;
+  }
+
+  /**
+   * A config file in place whose directory this user may not write: nothing to write now, but the next change
+   * of it could not be written. Said at start (and for each new revision), not first at that change.
+   */
+  #checkPaths(dp: DevPlan): void {
+    const outside = this.outside();
+    for (const f of dp.plan.files) {
+      if (outside.has(f.app) || canWrite(f.path) || sha256OfFile(f.path) === undefined) continue;
+      const e = pathError(f.path, Object.assign(new Error('EACCES'), { code: 'EACCES' }), this.#opts.user);
+      this.#sayOnce(`${dp.plan.revision} in place ${f.path}`, () =>
+        this.#term.error(`${e.code} ${e.message.replace(/^cannot write the config file (\S+): /, 'the config file $1 is in place, but a change of it could not be written: ')}`),
+      );
+    }
+  }
+
+  /**
+   * Config files that could not be written are written as soon as their directory is writable: it is looked at
+   * twice a second (a cheap access(2) each), and a pass runs at once when it is — not at the next tick.
+   */
+  #watchPaths(paths: ReadonlySet<string>): void {
+    const fresh = [...paths].filter((p) => !this.#unwritable.has(p));
+    this.#unwritable = new Set(paths);
+    for (const p of fresh) this.#term.info(`the box writes ${p} as soon as ${nearestDir(p)} is writable by ${this.#opts.user} (it looks twice a second)`);
+    if (!paths.size) return this.close();
+    if (this.#watch) return;
+    this.#watch = setInterval(() => {
+      const ready = [...this.#unwritable].find((p) => canWrite(p));
+      if (!ready) return;
+      this.close();
+      this.#unwritable = new Set();
+      this.onRetry?.(`${nearestDir(ready)} is writable now`);
+    }, 500);
+    this.#watch.unref();
+  }
+
+  /** Stops looking at config directories (the box stops). */
+  close(): void {
+    clearInterval(this.#watch);
+    this.#watch = undefined;
   }
 
   /** The line that says an app is blocked: what keeps running, if anything, and which error (said just before). */

@@ -6,7 +6,10 @@
  * `glow status` (text, JSON and exit status), the HTTP answers.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import type { Server } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { BoxRepo, freePort, NOBODY, until } from './fixture.js';
@@ -32,6 +35,13 @@ before(async () => {
   repo.app('api', { port: ports.api });
   // An app whose artifact does not exist yet: blocked from the start.
   repo.app('late', { artifact: false });
+  // A config file whose directory nobody may create (/etc-like, root's), and one in place in such a directory.
+  mkdirSync(join(repo.work, 'etc'), { mode: 0o755 });
+  mkdirSync(join(repo.work, 'etc2'), { mode: 0o755 });
+  repo.write('files/cfg.json', '{ "hello": "cfg" }\n');
+  repo.app('cfg', { extra: `config: { source: files/cfg.json, path: ${join(repo.work, 'etc/cfg/cfg.json')} }\nenv: { CONFIG: ${join(repo.work, 'etc/cfg/cfg.json')} }\n` });
+  repo.app('inplace', { extra: `config: { source: files/cfg.json, path: ${join(repo.work, 'etc2/inplace.json')}, on_change: none }\n` });
+  writeFileSync(join(repo.work, 'etc2/inplace.json'), '{ "hello": "cfg" }\n');
   repo.write('exposures/www.yaml', `service: web:${ports.web}\nport: ${ports.www}\nnodes: [n]\n`);
   // Port 80, as a user: EACCES.
   repo.write('exposures/low.yaml', `service: api:${ports.api}\nport: 80\nnodes: [n]\n`);
@@ -78,7 +88,7 @@ describe('glow up, as a newcomer meets it', { timeout: 240_000 }, () => {
 
   test('an app whose artifact is missing from the start: the banner does not count it as running and says why', () => {
     const banner = up.out.slice(up.out.indexOf('the box runs'));
-    assert.match(banner, /^the box runs 2 instances of /, 'web and api; late is blocked');
+    assert.match(banner, /^the box runs 3 instances of /, 'web, api and inplace; late and cfg are blocked');
     assert.match(banner, /blocked +late #1 is not started: GLOW_E_ARTIFACT_MISSING \(above\)/);
     assert.match(up.out, /late is not started \(GLOW_E_ARTIFACT_MISSING, said above\)/);
     const late = inst(repo.status().json, 'late')!;
@@ -152,5 +162,29 @@ describe('glow dev beside a glow up that runs the app', { timeout: 60_000 }, () 
     assert.match(dev.out, new RegExp(`glow up \\(pid ${pid}\\) runs api #1 itself: the command line below would fail \\(EADDRINUSE on port ${ports.api}, or two of it running\\); stop that box \\(Ctrl-C\\) and start it as \`glow up repo --except api\`, then run api yourself`));
     assert.match(dev.out, /Run it:\n {2}cd .* && env -i PATH="\$PATH" HOME="\$HOME" GLOW_APP=api .*\n {2}\(not while glow up runs api: start the box as `glow up .* --except api` first\)/);
     assert.equal((await dev.interrupt()).code, 0);
+  });
+});
+
+describe('a config directory this user may not write', { timeout: 60_000 }, () => {
+  const path = join(repo.work, 'etc/cfg/cfg.json');
+
+  test('said at start, with the fix, also for a file in place; after the fix the box follows within a second or two', async () => {
+    assert.match(up.out, new RegExp(`GLOW_E_DEVBOX_PATH cannot write the config file ${path}: ${join(repo.work, 'etc')} is not writable by nobody\\. .*make the directory yours once: sudo install -d -o nobody ${join(repo.work, 'etc/cfg')}\n`));
+    assert.match(up.out, /cfg is not started \(GLOW_E_DEVBOX_PATH, said above\)/);
+    assert.match(up.out, new RegExp(`the box writes ${path} as soon as ${join(repo.work, 'etc')} is writable by nobody \\(it looks twice a second\\)`));
+    // The file in place: nothing to write now, but the next edit could not be written — said now, not then.
+    assert.match(up.out, new RegExp(`GLOW_E_DEVBOX_PATH the config file ${join(repo.work, 'etc2/inplace.json')} is in place, but a change of it could not be written: ${join(repo.work, 'etc2')} is not writable by nobody`));
+    assert.equal(inst(repo.status().json, 'cfg')!.blocked?.code, 'GLOW_E_DEVBOX_PATH');
+
+    // The fix the message gives (as root, here): the box writes the file and starts cfg at once, not at its tick (30 s).
+    const t0 = Date.now();
+    const r = spawnSync('install', ['-d', '-o', 'nobody', join(repo.work, 'etc/cfg')], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    await up.waitFor(new RegExp(`cfg#1 +│ cfg #1 1\\.0\\.0 read ${path}: \\{ "hello": "cfg" \\}`), 10_000);
+    const ms = Date.now() - t0;
+    assert.ok(ms < 3000, `the box followed the fix in ${ms} ms`);
+    assert.equal(readFileSync(path, 'utf8'), '{ "hello": "cfg" }\n');
+    const cfg = inst(repo.status().json, 'cfg')!;
+    assert.deepEqual([cfg.activeState, cfg.blocked], ['active', undefined]);
   });
 });
