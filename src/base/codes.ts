@@ -106,7 +106,7 @@ export const BOX_CODES = {
   GLOW_E_DEVBOX_RUNNING: 'another `glow up` of this user runs already',
   GLOW_E_DEVBOX_METRICS: 'the metrics endpoint of the box cannot listen where it should',
   GLOW_E_DEVBOX_PATH: 'a config file cannot be written at its path on this machine',
-  GLOW_E_DEVBOX_APP_UNKNOWN: '`glow dev APP` names an app the repository lacks',
+  GLOW_E_DEVBOX_APP_UNKNOWN: '`glow dev APP` or `glow up --except APP` names an app the repository lacks',
 } as const;
 
 /** The control sockets of glowd and `glow up` (`glow status`, `glow plan` on a node). */

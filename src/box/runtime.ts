@@ -308,9 +308,9 @@ export class BoxRuntime implements PassRuntime<DevPlan, BoxObserved, BoxStep> {
    * of it could not be written. Said at start (and for each new revision), not first at that change.
    */
   #checkPaths(dp: DevPlan): void {
-    const outside = this.outside();
+    // (Files of apps outside Glow too: the box writes them for the developer's process.)
     for (const f of dp.plan.files) {
-      if (outside.has(f.app) || canWrite(f.path) || sha256OfFile(f.path) === undefined) continue;
+      if (canWrite(f.path) || sha256OfFile(f.path) === undefined) continue;
       const e = pathError(f.path, Object.assign(new Error('EACCES'), { code: 'EACCES' }), this.#opts.user);
       this.#sayOnce(`${dp.plan.revision} in place ${f.path}`, () =>
         this.#term.error(`${e.code} ${e.message.replace(/^cannot write the config file (\S+): /, 'the config file $1 is in place, but a change of it could not be written: ')}`),

@@ -88,9 +88,9 @@ export function formatStatus(st: AgentStatus, style: Style, now: Date): string {
     const state = f.draining ? ' (draining)' : f.bound ? '' : style.red(` (not bound: ${f.error ?? 'unknown'})`);
     out.push(`  ${f.key}${state}  ${f.connections} connection${f.connections === 1 ? '' : 's'}`);
     for (const r of f.routes) {
-      out.push(`    ${r.kind} ${r.name} → ${r.service} (${r.protocol})`);
+      out.push(`    ${r.kind} ${r.name} → ${r.service}  protocol ${r.protocol}`);
       r.groups.forEach((g, i) => {
-        out.push(`      ${i === 0 ? '' : 'fallback '}${g.service} (${g.check})`);
+        out.push(`      ${i === 0 ? '' : 'fallback '}${g.service}  health ${g.check === 'none' ? 'none (passive only)' : g.check === 'tcp' ? 'tcp connect' : g.check}`);
         for (const u of g.upstreams) {
           const health = u.ejected ? style.red(`ejected for ${Math.ceil(u.ejectedForMs / 1000)}s`) : u.healthy ? style.green('healthy') : style.red(`unhealthy${u.lastCheckError ? ` (${u.lastCheckError})` : ''}`);
           const where = u.node ? ` ${u.node}${u.local ? ', local' : ''}` : '';

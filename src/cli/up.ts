@@ -13,6 +13,7 @@ import { getUnix, json, listenControl } from '../shell/control.js';
 import { MetricsEndpoint } from '../shell/metrics-server.js';
 import { GlowError } from '../base/errors.js';
 import { loadRepository } from '../config/load.js';
+import { closest } from '../config/suggest.js';
 import { parseDuration } from '../config/notation.js';
 import { readRepo } from '../config/source.js';
 import { devMetricsListen, devPlan } from '../plan/box-plan.js';
@@ -85,12 +86,23 @@ export async function runUp(argv: string[]): Promise<number> {
     return dp.conflicts.length ? 1 : 0;
   }
 
+  // --except names apps: a typo would start the app it meant to leave out.
+  if (first.ok) {
+    for (const app of mode.except) {
+      if (first.snapshot.apps.has(app)) continue;
+      const near = closest(app, first.snapshot.apps.keys());
+      const what = first.snapshot.externals.has(app) ? `\`${app}\` is an external, not an app` : `there is no app \`${app}\` (no apps/${app}.yaml)`;
+      throw new GlowError('GLOW_E_DEVBOX_APP_UNKNOWN', `--except ${app}: ${what}${near ? `; did you mean \`--except ${near}\`?` : ''}`);
+    }
+  }
+
   const paths = devboxPaths(process.env, homedir());
   const stateDir = f.stateDir ? resolve(f.stateDir) : repoStateDir(paths.root, repo);
   const socket = f.socket ?? paths.socket;
+  // A second box is refused before it makes anything of its own (its state directory included).
+  await refuseSecondBox(socket);
   mkdirSync(stateDir, { recursive: true, mode: 0o755 });
   if (f.fresh) rmSync(`${stateDir}/artifacts`, { recursive: true, force: true });
-  await refuseSecondBox(socket);
 
   const term = new Terminal(stdoutSink, Boolean(process.stdout.isTTY) && !process.env.NO_COLOR);
   const box = new DevBox(

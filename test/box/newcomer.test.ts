@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { Server } from 'node:net';
@@ -18,7 +18,7 @@ import type { Running, StatusJson } from './fixture.js';
 const repo = new BoxRepo('glow-newcomer-', { uid: NOBODY });
 after(() => repo.cleanup());
 
-const ports = { metrics: 0, web: 0, api: 0, www: 0 };
+const ports = { metrics: 0, web: 0, api: 0, www: 0, lapi: 0 };
 let taken: Server;
 let up: Running;
 
@@ -31,7 +31,10 @@ before(async () => {
   taken = createServer((s) => s.end('not glow\n'));
   await new Promise<void>((r) => taken.listen(ports.www, '127.0.0.1', r));
   repo.base(ports.metrics);
-  repo.app('web', { port: ports.web });
+  repo.app('web', { port: ports.web, extra: `requires: [api:${ports.api} -> ${ports.lapi}]\n` });
+  // An app the developer runs (--except side): the only one whose config file is reloaded.
+  repo.write('files/side.json', '{}\n');
+  repo.app('side', { extra: `config: { source: files/side.json, path: ${join(repo.env.HOME!, 'side/side.json')}, on_change: reload }\n` });
   repo.app('api', { port: ports.api });
   // An app whose artifact does not exist yet: blocked from the start.
   repo.app('late', { artifact: false });
@@ -45,7 +48,7 @@ before(async () => {
   repo.write('exposures/www.yaml', `service: web:${ports.web}\nport: ${ports.www}\nnodes: [n]\n`);
   // Port 80, as a user: EACCES.
   repo.write('exposures/low.yaml', `service: api:${ports.api}\nport: 80\nnodes: [n]\n`);
-  up = repo.run('up', repo.dir);
+  up = repo.run('up', repo.dir, '--except', 'side');
   await up.waitFor(/Ctrl-C stops everything/, 60_000);
 });
 
@@ -91,13 +94,16 @@ describe('glow up, as a newcomer meets it', { timeout: 240_000 }, () => {
     assert.match(banner, /^the box runs 3 instances of /, 'web, api and inplace; late and cfg are blocked');
     assert.match(banner, /blocked +late #1 is not started: GLOW_E_ARTIFACT_MISSING \(above\)/);
     assert.match(up.out, /late is not started \(GLOW_E_ARTIFACT_MISSING, said above\)/);
+    // The "try" lines name a file of an app the box runs, not side's (side runs outside Glow).
+    assert.match(banner, /try +edit repo\/files\/cfg\.json: cfg restarts\n/);
+    assert.doesNotMatch(banner, /side/);
     const late = inst(repo.status().json, 'late')!;
     assert.deepEqual([late.activeState, late.subState, late.blocked?.code], ['inactive', 'blocked', 'GLOW_E_ARTIFACT_MISSING']);
   });
 
   test('a version with no artifact: status shows what runs (1.0.0) and what is wanted but blocked (2.0.0), and why', async () => {
     const pid = inst(repo.status().json, 'web')!.mainPid;
-    repo.write('apps/web.yaml', `image: web\nversion: "2.0.0"\nruntime: exec\nprovides: [${ports.web}/http]\ncommand: [bin/web, "${ports.web}"]\nstop_timeout: 2s\n`);
+    repo.write('apps/web.yaml', `image: web\nversion: "2.0.0"\nruntime: exec\nprovides: [${ports.web}/http]\ncommand: [bin/web, "${ports.web}"]\nstop_timeout: 2s\nrequires: [api:${ports.api} -> ${ports.lapi}]\n`);
     await up.waitFor(/web keeps running 1\.0\.0: 2\.0\.0 is not started \(GLOW_E_ARTIFACT_MISSING, said above\)/);
     assert.doesNotMatch(up.out, /web is not started/);
     const web = inst(repo.status().json, 'web')!;
@@ -148,6 +154,9 @@ describe('glow logs under glow up', { timeout: 60_000 }, () => {
     assert.equal(typo.status, 1);
     assert.equal(typo.stdout, '');
     assert.equal(typo.stderr, 'glow: GLOW_E_LOGS_APP_UNKNOWN there is no app `apu` (no apps/apu.yaml); did you mean `api`?\n');
+    const side = repo.glow('logs', 'side');
+    assert.equal(side.status, 1);
+    assert.equal(side.stderr, 'glow: GLOW_E_LOGS_APP_UNKNOWN side runs outside Glow (glow up --except side): its lines are where you run it\n');
     const since = repo.glow('logs', 'api', '--since', '-1h');
     assert.equal(since.status, 1);
     assert.match(since.stderr, /GLOW_E_LOGS_USAGE --since reads the journal; under glow up the box keeps the last 2000 lines of each instance: use --lines N/);
@@ -186,5 +195,28 @@ describe('a config directory this user may not write', { timeout: 60_000 }, () =
     assert.equal(readFileSync(path, 'utf8'), '{ "hello": "cfg" }\n');
     const cfg = inst(repo.status().json, 'cfg')!;
     assert.deepEqual([cfg.activeState, cfg.blocked], ['active', undefined]);
+  });
+});
+
+describe('smaller things', { timeout: 60_000 }, () => {
+  test('glow status labels what it shows: a listener\'s protocol, a service\'s health check', () => {
+    const text = repo.glow('status').stdout;
+    assert.match(text, new RegExp(`\\n {4}listener ${ports.lapi} → api:${ports.api} {2}protocol http\\n {6}api:${ports.api} {2}health tcp connect\\n`));
+  });
+
+  test('a second glow up is refused before it makes anything: no state directory of its own', () => {
+    repo.write('../other/glow.yaml', 'artifacts: artifacts\n');
+    const r = repo.glow('up', join(repo.work, 'other'));
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /^glow: GLOW_E_DEVBOX_RUNNING a glow up is running already \(pid \d+, repository /);
+    const states = readdirSync(join(repo.env.XDG_STATE_HOME!, 'glow/up'));
+    assert.deepEqual(states.filter((d) => d.startsWith('other-')), [], states.join(', '));
+  });
+
+  test('glow dev of the app the box leaves out: no warning', async () => {
+    const dev = repo.run('dev', 'side', repo.dir);
+    await dev.waitFor(/Ctrl-C stops the listeners/);
+    assert.doesNotMatch(dev.out, /runs side #1 itself/);
+    assert.equal((await dev.interrupt()).code, 0);
   });
 });
