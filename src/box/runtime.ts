@@ -310,7 +310,8 @@ export class BoxRuntime implements PassRuntime<DevPlan, BoxObserved, BoxStep> {
   #checkPaths(dp: DevPlan): void {
     // (Files of apps outside Glow too: the box writes them for the developer's process.)
     for (const f of dp.plan.files) {
-      if (canWrite(f.path) || sha256OfFile(f.path) === undefined) continue;
+      // (A file not in place, or another, is to be written now: that write says why it cannot.)
+      if (sha256OfFile(f.path) !== f.sha256 || canWrite(f.path)) continue;
       const e = pathError(f.path, Object.assign(new Error('EACCES'), { code: 'EACCES' }), this.#opts.user);
       this.#sayOnce(`${dp.plan.revision} in place ${f.path}`, () =>
         this.#term.error(`${e.code} ${e.message.replace(/^cannot write the config file (\S+): /, 'the config file $1 is in place, but a change of it could not be written: ')}`),

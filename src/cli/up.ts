@@ -271,6 +271,12 @@ function banner(term: Terminal, plan: NodePlan, o: { repo: string; metrics: stri
     if (f && !f.bound) lines.push(`  ${e.name.padEnd(width)}  NOT LISTENING: ${e.bind}:${e.port} cannot be bound (${f.error ?? 'unknown'}, GLOW_E_PROXY_BIND above); the proxy tries again every 2 s`);
     else lines.push(`  ${e.name.padEnd(width)}  ${exposureUrl(e)}  → ${e.service}`);
   }
+  // The loopback listeners of `requires` are not advertised, but one that does not listen breaks its apps.
+  for (const f of frontends) {
+    if (f.bound || f.draining || f.routes.some((r) => r.kind === 'exposure')) continue;
+    const services = [...new Set(f.routes.map((r) => r.service))].join(', ');
+    lines.push(`  ${'listener'.padEnd(width)}  NOT LISTENING: ${f.key.replace(/^\S+ /, '')} → ${services} cannot be bound (${f.error ?? 'unknown'}, GLOW_E_PROXY_BIND above); the proxy tries again every 2 s`);
+  }
   lines.push(`  ${'metrics'.padEnd(width)}  http://${o.metrics}/metrics`);
   lines.push(`  ${'status'.padEnd(width)}  ${o.self} status`);
   // An example to try, among the files of the apps the box runs (not those left to the developer with --except).

@@ -18,8 +18,9 @@ import type { Running, StatusJson } from './fixture.js';
 const repo = new BoxRepo('glow-newcomer-', { uid: NOBODY });
 after(() => repo.cleanup());
 
-const ports = { metrics: 0, web: 0, api: 0, www: 0, lapi: 0 };
+const ports = { metrics: 0, web: 0, api: 0, www: 0, lapi: 0, lbusy: 0 };
 let taken: Server;
+let busy: Server;
 let up: Running;
 
 const inst = (st: StatusJson, app: string) => st.instances.find((i) => i.app === app);
@@ -30,12 +31,14 @@ before(async () => {
   // Someone else listens on the exposure's port (another dev server, say).
   taken = createServer((s) => s.end('not glow\n'));
   await new Promise<void>((r) => taken.listen(ports.www, '127.0.0.1', r));
+  busy = createServer((s) => s.end('not glow either\n'));
+  await new Promise<void>((r) => busy.listen(ports.lbusy, '127.0.0.1', r));
   repo.base(ports.metrics);
   repo.app('web', { port: ports.web, extra: `requires: [api:${ports.api} -> ${ports.lapi}]\n` });
   // An app the developer runs (--except side): the only one whose config file is reloaded.
   repo.write('files/side.json', '{}\n');
   repo.app('side', { extra: `config: { source: files/side.json, path: ${join(repo.env.HOME!, 'side/side.json')}, on_change: reload }\n` });
-  repo.app('api', { port: ports.api });
+  repo.app('api', { port: ports.api, extra: `requires: [web:${ports.web} -> ${ports.lbusy}]\n` });
   // An app whose artifact does not exist yet: blocked from the start.
   repo.app('late', { artifact: false });
   // A config file whose directory nobody may create (/etc-like, root's), and one in place in such a directory.
@@ -54,6 +57,7 @@ before(async () => {
 
 after(async () => {
   taken?.close();
+  busy?.close();
   if (up && up.proc.exitCode === null) await up.interrupt();
 });
 
@@ -63,21 +67,23 @@ describe('glow up, as a newcomer meets it', { timeout: 240_000 }, () => {
     assert.match(banner, new RegExp(`www +NOT LISTENING: 127\\.0\\.0\\.1:${ports.www} cannot be bound \\(EADDRINUSE, GLOW_E_PROXY_BIND above\\)`));
     assert.match(banner, /low +NOT LISTENING: 127\.0\.0\.1:80 cannot be bound \(EACCES, GLOW_E_PROXY_BIND above\)/);
     assert.doesNotMatch(banner, new RegExp(`http://127\\.0\\.0\\.1:(${ports.www}|80)/`), 'an address that does not listen is not advertised');
+    assert.match(banner, new RegExp(`listener +NOT LISTENING: 127\\.0\\.0\\.1:${ports.lbusy} → web:${ports.web} cannot be bound \\(EADDRINUSE, GLOW_E_PROXY_BIND above\\)`));
     assert.match(up.out, new RegExp(`GLOW_E_PROXY_BIND proxy: cannot listen on tcp 127\\.0\\.0\\.1:${ports.www} for exposure www \\(EADDRINUSE\\): another process listens there`));
     assert.match(up.out, /GLOW_E_PROXY_BIND proxy: cannot listen on tcp 127\.0\.0\.1:80 for exposure low \(EACCES\): ports below 1024 need root on Linux: .*sudo sysctl net\.ipv4\.ip_unprivileged_port_start=80/);
 
     const text = repo.glow('status');
     assert.equal(text.status, 1, text.stdout + text.stderr);
-    assert.match(text.stdout, /the proxy cannot listen on 2 addresses \(GLOW_E_PROXY_BIND; it keeps trying\):/);
+    assert.match(text.stdout, /the proxy cannot listen on 3 addresses \(GLOW_E_PROXY_BIND; it keeps trying\):/);
     assert.match(text.stdout, new RegExp(`GLOW_E_PROXY_BIND tcp 127\\.0\\.0\\.1:${ports.www} \\(exposure www\\): EADDRINUSE`));
     const st = repo.status();
     assert.equal(st.code, 0, '--json exits 0 when the socket answered; the errors are in the JSON');
     const errors = new Map(st.json.proxy.frontends.filter((f) => !f.bound).map((f) => [f.key, f.error]));
-    assert.deepEqual(errors, new Map([['tcp 127.0.0.1:80', 'EACCES'], [`tcp 127.0.0.1:${ports.www}`, 'EADDRINUSE']]));
+    assert.deepEqual(errors, new Map([['tcp 127.0.0.1:80', 'EACCES'], [`tcp 127.0.0.1:${ports.www}`, 'EADDRINUSE'], [`tcp 127.0.0.1:${ports.lbusy}`, 'EADDRINUSE']]));
 
     // The port is freed, the port-80 exposure removed: the proxy binds within its 2 s retry; status is clean.
     const since = st.json.proxy.since;
     await new Promise<void>((r) => taken.close(() => r()));
+    await new Promise<void>((r) => busy.close(() => r()));
     repo.remove('exposures/low.yaml');
     await up.waitFor(new RegExp(`proxy: listener bound \\(frontend tcp 127\\.0\\.0\\.1:${ports.www}\\)`), 10_000);
     assert.equal(await until('web through www', () => get(ports.www)), 'web #1 1.0.0\n');
