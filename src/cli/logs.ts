@@ -32,7 +32,7 @@ const HELP = `Usage
 
 Shows the lines of APP's instances on this node, from the journal (journalctl GLOW_APP=APP). Lines that journald
 split because they were too long are joined again. Where glowd does not run and \`glow up\` does (its control
-socket answers), the lines are the box's: the last ${'${RING_LINES}'} of each instance, kept in the box.
+socket answers), the lines are the box's: the last ${RING_LINES} lines of each instance, kept in the box.
 
 Options
   -f, --follow       keep printing new lines (after the last 10, or everything since --since)
