@@ -87,6 +87,7 @@ export const LOG_CODES = {
   GLOW_E_LOG_JOURNAL: 'journalctl failed or ended; it is restarted from the last record read',
   GLOW_E_LOG_CURSOR: 'the stored journal cursor cannot be read, written or used',
   GLOW_E_LOGS_USAGE: '`glow logs` was given an argument it cannot use',
+  GLOW_E_LOGS_APP_UNKNOWN: '`glow logs APP` under `glow up`: the box has no lines of APP and runs none of it (no such app, no deployment, or --except)',
 } as const;
 
 /** The node agent on systemd (src/systemd/): in its log and in `glow status`. */
@@ -105,7 +106,7 @@ export const BOX_CODES = {
   GLOW_E_DEVBOX_RUNNING: 'another `glow up` of this user runs already',
   GLOW_E_DEVBOX_METRICS: 'the metrics endpoint of the box cannot listen where it should',
   GLOW_E_DEVBOX_PATH: 'a config file cannot be written at its path on this machine',
-  GLOW_E_DEVBOX_APP_UNKNOWN: '`glow dev APP` names an app the repository lacks',
+  GLOW_E_DEVBOX_APP_UNKNOWN: '`glow dev APP` or `glow up --except APP` names an app the repository lacks',
 } as const;
 
 /** The control sockets of glowd and `glow up` (`glow status`, `glow plan` on a node). */

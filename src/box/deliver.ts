@@ -18,11 +18,28 @@ export function deliverFile(path: string, content: Uint8Array, mode: number, use
   }
 }
 
+/** The nearest directory of `path`'s that exists: the one that must be writable for the file to be written (the
+ * directories below it are made). */
+export function nearestDir(path: string): string {
+  let at = dirname(path);
+  while (!existsSync(at) && dirname(at) !== at) at = dirname(at);
+  return at;
+}
+
+/** Whether this user may write `path` now (make its directories, and write and rename a file in the last). */
+export function canWrite(path: string): boolean {
+  try {
+    accessSync(nearestDir(path), constants.W_OK | constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function pathError(path: string, e: NodeJS.ErrnoException, user: string): GlowError {
   const dir = dirname(path);
   // The nearest directory that exists says why: mkdir of a missing directory only says ENOENT.
-  let at = dir;
-  while (!existsSync(at) && dirname(at) !== at) at = dirname(at);
+  const at = nearestDir(path);
   let code = e.code;
   if (code === 'ENOENT' || code === 'EACCES' || code === 'EPERM') {
     try {

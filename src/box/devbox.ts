@@ -16,6 +16,7 @@ import { relative, sep } from 'node:path';
 import { Counter } from 'prom-client';
 import { parseInstanceKey } from '../base/names.js';
 import type { Snapshot } from '../config/model.js';
+import { closest } from '../config/suggest.js';
 import type { DevPlan, FoldedApp } from '../plan/box-plan.js';
 import { DEV_NODE } from '../plan/box-plan.js';
 import type { NodePlan, PlannedInstance } from '../plan/node-plan.js';
@@ -26,6 +27,7 @@ import { AgentMetrics } from '../shell/metrics.js';
 import { Pass } from '../shell/pass.js';
 import type { AgentStatus } from '../shell/status.js';
 import type { Style } from '../shell/style.js';
+import { LogRing } from './log-ring.js';
 import { proxyLogger } from './proxy-log.js';
 import { BoxRuntime } from './runtime.js';
 import type { BoxObserved, DevBoxMode } from './runtime.js';
@@ -70,6 +72,8 @@ export interface DevBoxStatus extends AgentStatus {
 export class DevBox {
   readonly metrics: AgentMetrics;
   readonly proxy: Proxy;
+  /** The instances' recent lines, for `glow logs APP` (src/box/log-ring.ts). */
+  readonly logs = new LogRing();
   readonly #opts: DevBoxOptions;
   readonly #term: Terminal;
   readonly #supervisor: Supervisor;
@@ -97,6 +101,8 @@ export class DevBox {
       ...(opts.backoff ? { backoff: opts.backoff } : {}),
       pidFile: `${opts.stateDir}/pids.json`,
       onChange: () => this.#pass.updateMetrics(),
+      onLine: (spec, stream, message, pid) =>
+        this.logs.push({ timestampUs: Date.now() * 1000, node: this.#node(), app: spec.app, instance: spec.instance, version: spec.version, pid, stream, message }),
       onCrash: (key) => {
         const ref = parseInstanceKey(key);
         if (ref) this.#restarts.inc({ app: ref.app, instance: String(ref.instance) });
@@ -119,6 +125,9 @@ export class DevBox {
       this.proxy,
     );
     this.#runtime.onApplied = (first) => this.onApplied?.(first);
+    this.#runtime.onRetry = (reason) => {
+      if (!this.#stopping) void this.#pass.run(reason).catch((e: unknown) => this.#term.error((e as Error).message));
+    };
     const stateRel = relative(opts.repo, opts.stateDir);
     const inRepo = stateRel !== '' && !stateRel.startsWith('..');
     this.#pass = new Pass(
@@ -145,6 +154,7 @@ export class DevBox {
   /** Stops following the repository, stops every instance (each within its stop timeout), then the proxy. */
   async stop(): Promise<void> {
     this.#stopping = true;
+    this.#runtime.close();
     await this.#pass.stop();
     await this.#supervisor.stopAll();
     await this.proxy.stop(this.#opts.drainMs ?? 1000);
@@ -153,6 +163,7 @@ export class DevBox {
   /** SIGKILL to every instance now. */
   kill(): void {
     this.#stopping = true;
+    this.#runtime.close();
     this.#pass.halt();
     this.#supervisor.killAll();
   }
@@ -177,6 +188,20 @@ export class DevBox {
 
   launchOf(inst: PlannedInstance): Launch {
     return this.#runtime.launchOf(inst);
+  }
+
+  /** Why `glow logs APP` gets nothing of APP from this box (a sentence with the fix), or undefined when it has
+   * lines of APP or runs it. */
+  logsRefusal(app: string): string | undefined {
+    if (this.logs.recent(app, undefined, 1).length) return undefined;
+    if (this.#runtime.outside().has(app)) return `${app} runs outside Glow (glow up --except ${app}): its lines are where you run it`;
+    const plan = this.plan;
+    const snapshot = this.snapshot;
+    if (!plan || !snapshot || plan.instances.some((i) => i.app === app)) return undefined;
+    if (snapshot.apps.has(app)) return `${app} has no instance on the box (no deployment of it${this.#opts.mode.kind === 'box' && this.#opts.mode.node ? ` on node ${this.#opts.mode.node}` : ''}): nothing of it runs here`;
+    if (snapshot.externals.has(app)) return `${app} is an external: it runs outside the box, which has no lines of it`;
+    const near = closest(app, new Set([...snapshot.apps.keys(), ...plan.instances.map((i) => i.app)]));
+    return `there is no app \`${app}\` (no apps/${app}.yaml)${near ? `; did you mean \`${near}\`?` : `; the box runs ${[...new Set(plan.instances.map((i) => i.app))].sort().join(', ') || 'nothing'}`}`;
   }
 
   #node(): string {

@@ -29,7 +29,7 @@ import type { Applied, PassResult, PassRuntime, Planned, Rejection, StepApp, Ste
 import type { InstanceStatus, ProblemReport } from '../shell/status.js';
 import { formatError } from '../shell/style.js';
 import type { Style } from '../shell/style.js';
-import { deliverFile, sha256OfFile } from './deliver.js';
+import { canWrite, deliverFile, nearestDir, pathError, sha256OfFile } from './deliver.js';
 import type { InstanceSpec, Supervisor } from './supervisor.js';
 import type { Terminal } from './terminal.js';
 
@@ -77,11 +77,20 @@ export class BoxRuntime implements PassRuntime<DevPlan, BoxObserved, BoxStep> {
   #saidNow = new Set<string>();
   #routes: string | undefined;
   readonly #tls = new Map<string, string>();
-  /** Apps not started in the last pass, and why (artifact or config file missing). */
-  #blocked: ReadonlyMap<string, string> = new Map();
+  /** Apps not started (or not changed) in the last pass, and the failure that blocked each (artifact or config
+   * file missing). */
+  #blocked: ReadonlyMap<string, ProblemReport> = new Map();
+  /** The first failure of each app in the pass in progress. */
+  #failedNow = new Map<string, ProblemReport>();
   #shared: string[] = [];
   /** Called after every pass that applied a new revision (the CLI prints its banner after the first one). */
   onApplied: ((first: boolean) => void) | undefined;
+  /** Asks for a pass now (a config directory became writable). */
+  onRetry: ((reason: string) => void) | undefined;
+  /** Config files that could not be written in the pass in progress, and in the last one. */
+  #unwritableNow = new Set<string>();
+  #unwritable = new Set<string>();
+  #watch: NodeJS.Timeout | undefined;
 
   constructor(opts: BoxRuntimeOptions, terminal: Terminal, style: Style, supervisor: Supervisor, proxy: Proxy) {
     this.#opts = opts;
@@ -176,7 +185,10 @@ export class BoxRuntime implements PassRuntime<DevPlan, BoxObserved, BoxStep> {
   applying({ snapshot, plan: dp }: Applied<DevPlan>, fresh: boolean): void {
     this.#dp = dp;
     this.#saidNow = new Set();
+    this.#failedNow = new Map();
+    this.#unwritableNow = new Set();
     if (!fresh) return;
+    this.#checkPaths(dp);
     this.#term.setKeys(dp.plan.instances.map((i) => instanceKey(i.app, i.instance)));
     for (const f of dp.folded) {
       const others = f.folded.map((o) => `#${o.instance} (${o.node}, ${o.file})`).join(', ');
@@ -185,7 +197,10 @@ export class BoxRuntime implements PassRuntime<DevPlan, BoxObserved, BoxStep> {
     }
   }
 
-  stepFailed(report: ProblemReport): void {
+  stepFailed(report: ProblemReport, step: BoxStep): void {
+    if (step.kind === 'write-config' && report.code === 'GLOW_E_DEVBOX_PATH') this.#unwritableNow.add(step.file.path);
+    const app = this.appOf(step)?.app;
+    if (app !== undefined && !this.#failedNow.has(app)) this.#failedNow.set(app, report);
     const key = `${report.code} ${report.message}`;
     this.#saidNow.add(key);
     if (!this.#said.has(key)) this.#term.error(key);
@@ -193,8 +208,11 @@ export class BoxRuntime implements PassRuntime<DevPlan, BoxObserved, BoxStep> {
 
   async settle(result: PassResult<DevPlan, BoxStep>): Promise<void> {
     if (result.halted) return;
-    for (const [app, why] of result.blocked) if (!this.#blocked.has(app)) this.#term.error(`${app} is not started: ${why.split(':')[0]}`);
-    this.#blocked = result.blocked;
+    const blocked = new Map<string, ProblemReport>();
+    for (const [app, why] of result.blocked) blocked.set(app, this.#failedNow.get(app) ?? { code: 'GLOW_E_APPLY', message: why, at: new Date().toISOString() });
+    for (const [app, report] of blocked) if (!this.#blocked.has(app)) this.#term.error(this.#blockedLine(app, report));
+    this.#blocked = blocked;
+    this.#watchPaths(this.#unwritableNow);
     // Errors are said once while they last; one that went away and comes back is said again.
     for (const k of [...this.#said]) if (k.startsWith('GLOW_E_') && !this.#saidNow.has(k)) this.#said.delete(k);
     for (const k of this.#saidNow) this.#said.add(k);
@@ -222,9 +240,10 @@ export class BoxRuntime implements PassRuntime<DevPlan, BoxObserved, BoxStep> {
         return;
       }
       case 'apply-routes': {
+        const unbound = this.#proxy.status().frontends.filter((f) => !f.bound && !f.draining).map((f) => f.key);
         const r = await this.#proxy.apply(observed.routes);
         this.#routes = observed.routesText;
-        this.#reportRoutes(r);
+        this.#reportRoutes(r, unbound);
         return;
       }
       case 'stop':
@@ -271,15 +290,71 @@ export class BoxRuntime implements PassRuntime<DevPlan, BoxObserved, BoxStep> {
       const key = instanceKey(i.app, i.instance);
       seen.add(key);
       const c = children.get(key);
-      const base = { unit: key, app: i.app, instance: i.instance, version: i.version, desired: true };
-      if (c) out.push({ ...base, ...childState(c.state), mainPid: c.pid, since: c.since.toISOString() });
-      else out.push({ ...base, activeState: 'inactive', subState: outside.has(i.app) ? 'outside glow' : this.#blocked.has(i.app) ? 'blocked' : 'dead', mainPid: 0, since: undefined });
+      const b = outside.has(i.app) ? undefined : this.#blocked.get(i.app);
+      const base = { unit: key, app: i.app, instance: i.instance, version: i.version, desired: true, ...(b ? { blocked: { code: b.code, message: b.message } } : {}) };
+      // What runs, and what the repository asks for when that is not it (a version whose artifact is missing).
+      if (c) out.push({ ...base, version: c.version, ...(c.version !== i.version ? { wanted: i.version } : {}), ...childState(c.state), mainPid: c.pid, since: c.since.toISOString() });
+      else out.push({ ...base, activeState: 'inactive', subState: outside.has(i.app) ? 'outside glow' : b ? 'blocked' : 'dead', mainPid: 0, since: undefined });
     }
     for (const [key, c] of children) {
       if (seen.has(key)) continue;
       out.push({ unit: key, app: c.app, instance: c.instance, version: c.version, ...childState(c.state), mainPid: c.pid, since: c.since.toISOString(), desired: false });
     }
     return out;
+  }
+
+  /**
+   * A config file in place whose directory this user may not write: nothing to write now, but the next change
+   * of it could not be written. Said at start (and for each new revision), not first at that change.
+   */
+  #checkPaths(dp: DevPlan): void {
+    // (Files of apps outside Glow too: the box writes them for the developer's process.)
+    for (const f of dp.plan.files) {
+      // (A file not in place, or another, is to be written now: that write says why it cannot.)
+      if (sha256OfFile(f.path) !== f.sha256 || canWrite(f.path)) continue;
+      const e = pathError(f.path, Object.assign(new Error('EACCES'), { code: 'EACCES' }), this.#opts.user);
+      this.#sayOnce(`${dp.plan.revision} in place ${f.path}`, () =>
+        this.#term.error(`${e.code} ${e.message.replace(/^cannot write the config file (\S+): /, 'the config file $1 is in place, but a change of it could not be written: ')}`),
+      );
+    }
+  }
+
+  /**
+   * Config files that could not be written are written as soon as their directory is writable: it is looked at
+   * twice a second (a cheap access(2) each), and a pass runs at once when it is — not at the next tick.
+   */
+  #watchPaths(paths: ReadonlySet<string>): void {
+    const fresh = [...paths].filter((p) => !this.#unwritable.has(p));
+    this.#unwritable = new Set(paths);
+    for (const p of fresh) this.#term.info(`the box writes ${p} as soon as ${nearestDir(p)} is writable by ${this.#opts.user} (it looks twice a second)`);
+    if (!paths.size) return this.close();
+    if (this.#watch) return;
+    this.#watch = setInterval(() => {
+      const ready = [...this.#unwritable].find((p) => canWrite(p));
+      if (!ready) return;
+      this.close();
+      this.#unwritable = new Set();
+      this.onRetry?.(`${nearestDir(ready)} is writable now`);
+    }, 500);
+    this.#watch.unref();
+  }
+
+  /** Stops looking at config directories (the box stops). */
+  close(): void {
+    clearInterval(this.#watch);
+    this.#watch = undefined;
+  }
+
+  /** The line that says an app is blocked: what keeps running, if anything, and which error (said just before). */
+  #blockedLine(app: string, report: ProblemReport): string {
+    const wanted = this.#dp?.plan.instances.find((i) => i.app === app)?.version;
+    const running = this.#supervisor.status().filter((c) => c.app === app && c.state !== 'stopping');
+    const why = `${report.code}, said above`;
+    if (!running.length) return `${app} is not started (${why})`;
+    const versions = [...new Set(running.map((c) => c.version))].join(', ');
+    return wanted !== undefined && !running.some((c) => c.version === wanted)
+      ? `${app} keeps running ${versions}: ${wanted} is not started (${why})`
+      : `${app} keeps running ${versions} as it was: the change is not applied (${why})`;
   }
 
   async #routesOf(plan: NodePlan): Promise<ProxyRoutes> {
@@ -308,8 +383,14 @@ export class BoxRuntime implements PassRuntime<DevPlan, BoxObserved, BoxStep> {
     };
   }
 
-  #reportRoutes(r: ApplyResult): void {
+  #reportRoutes(r: ApplyResult, unboundBefore: readonly string[]): void {
+    const frontends = new Map(this.#proxy.status().frontends.map((f) => [f.key, f]));
+    // One that could not bind until now and binds with these routes says so, as the proxy's own retry does
+    // (src/box/proxy-log.ts).
+    for (const key of unboundBefore) if (frontends.get(key)?.bound) this.#term.note(`proxy: listener bound (frontend ${key})`);
     for (const f of r.failed) {
+      const routes = frontends.get(f.key)?.routes ?? [];
+      const what = routes.length ? ` for ${routes.map((x) => `${x.kind} ${x.name}`).join(', ')}` : '';
       const port = Number(f.key.slice(f.key.lastIndexOf(':') + 1));
       const hint =
         f.error === 'EACCES' && port < 1024
@@ -317,7 +398,7 @@ export class BoxRuntime implements PassRuntime<DevPlan, BoxObserved, BoxStep> {
           : f.error === 'EADDRINUSE'
             ? `another process listens there (\`ss -ltnp 'sport = :${port}'\` says which); the proxy tries again every 2 s`
             : 'the proxy tries again every 2 s';
-      this.#term.error(`proxy: cannot listen on ${f.key} (${f.error}): ${hint}`);
+      this.#term.error(`GLOW_E_PROXY_BIND proxy: cannot listen on ${f.key}${what} (${f.error}): ${hint}`);
     }
   }
 

@@ -7,7 +7,7 @@
  *   podman container is removed). A stop is done when the whole group is gone, not only its leader.
  * - A crash (any exit that was not asked for) kills what is left of the group and restarts the instance after a
  *   wait that doubles from 1 s up to 30 s, and falls back to 1 s once an instance ran 10 s.
- * - Every line of output goes to the terminal with the instance's prefix.
+ * - Every line of output goes to the terminal with the instance's prefix (and to onLine: the box's ring).
  * - The groups are recorded in a small file, so that a `glow up` killed with SIGKILL (which cannot stop its
  *   children) has its leftovers stopped by the next one (killLeftovers), checked by their start time in /proc
  *   so that a reused PID is never taken for one.
@@ -17,6 +17,7 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Launch } from '../render/launch.js';
+import { LineSplitter } from './terminal.js';
 import type { Terminal } from './terminal.js';
 
 export interface InstanceSpec {
@@ -81,6 +82,8 @@ export interface SupervisorOptions {
   readonly onChange?: (key: string) => void;
   /** Called when an instance crashed and is to be started again. */
   readonly onCrash?: (key: string) => void;
+  /** Every line of an instance's output, after the terminal has it (the box's ring for `glow logs`). */
+  readonly onLine?: (spec: InstanceSpec, stream: 'stdout' | 'stderr', line: string, pid: number) => void;
 }
 
 export class Supervisor {
@@ -144,8 +147,13 @@ export class Supervisor {
     child.since = new Date();
     let resolveExit!: () => void;
     child.exited = new Promise((r) => (resolveExit = r));
-    const out = this.#term.lines(spec.key, spec.app);
-    const err = this.#term.lines(spec.key, spec.app);
+    const lines = (stream: 'stdout' | 'stderr') =>
+      new LineSplitter((l) => {
+        this.#term.line(spec.key, spec.app, l);
+        this.#opts.onLine?.(spec, stream, l, proc.pid ?? 0);
+      });
+    const out = lines('stdout');
+    const err = lines('stderr');
     proc.stdout!.setEncoding('utf8').on('data', (d: string) => out.push(d)).on('end', () => out.end());
     proc.stderr!.setEncoding('utf8').on('data', (d: string) => err.push(d)).on('end', () => err.end());
     let done = false;

@@ -1,6 +1,8 @@
 /**
  * `glow check [DIR] [--json]`: validate a repository; exit 1 on any error.
  */
+import { existsSync } from 'node:fs';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { loadRepository } from '../config/load.js';
 import { readRepo } from '../config/source.js';
 import { parseArgs } from './args.js';
@@ -44,8 +46,28 @@ export function runCheck(argv: string[]): number {
     for (const e of result.errors) process.stdout.write(`${formatError(e, style)}\n`);
     const n = result.errors.length;
     process.stdout.write(`\n${n} error${n === 1 ? '' : 's'} in ${dir}; nothing of this revision would be applied\n`);
+    // Run from inside a repository (its apps/, files/web/…): say where the repository is.
+    const up = result.errors.some((e) => e.code === 'GLOW_E_REPO_EMPTY') ? enclosingRepo(dir) : undefined;
+    if (up) process.stdout.write(`${dir} is inside the repository ${up.shown}: run \`glow check ${up.shown}\`\n`);
     return 1;
   }
   process.stdout.write(`ok: ${dir} revision ${result.snapshot.revision}: ${summary(result.snapshot)}\n`);
   return 0;
+}
+
+/** What makes a directory a repository at a glance: glow.yaml, or one of the directories of the files. */
+const MARKS = ['glow.yaml', 'nodes', 'apps', 'externals', 'deployments', 'exposures'];
+
+/** The nearest parent directory of `dir` that looks like a repository, as the user would type it. */
+export function enclosingRepo(dir: string): { path: string; shown: string } | undefined {
+  let at = resolve(dir);
+  for (;;) {
+    const parent = dirname(at);
+    if (parent === at) return undefined;
+    at = parent;
+    if (MARKS.some((m) => existsSync(join(at, m)))) {
+      const rel = relative(process.cwd(), at);
+      return { path: at, shown: rel === '' ? '.' : rel.split(sep).every((p) => p === '..') || !rel.startsWith('..') ? rel : at };
+    }
+  }
 }

@@ -24,6 +24,7 @@ import type { Launch } from '../render/launch.js';
 import { devboxPaths, repoStateDir } from '../box/paths.js';
 import { Terminal } from '../box/terminal.js';
 import type { AgentStatus } from '../shell/status.js';
+import type { DevBoxStatus } from '../box/devbox.js';
 import type { NodePlan, PlannedInstance, UpstreamGroup } from '../plan/node-plan.js';
 import { parseArgs } from './args.js';
 import { formatError, styleFor } from '../shell/style.js';
@@ -58,8 +59,12 @@ export interface DevEnvironment {
   readonly cwd: string;
   readonly shell: string;
   readonly envFile: string;
+  /** The ports APP provides (it binds them when it runs). */
+  readonly ports: readonly number[];
   readonly listeners: readonly { readonly listen: string; readonly protocol: string; readonly service: string; readonly upstreams: readonly string[]; readonly sharedWithGlowUp: boolean }[];
   readonly files: readonly { readonly path: string; readonly source: string; readonly onChange: string; readonly signal: string }[];
+  /** A `glow up` runs APP itself (not started with --except APP): the command line would find its ports taken. */
+  readonly runByGlowUp?: { readonly pid: number; readonly instances: readonly string[]; readonly fix: string };
 }
 
 export async function runDev(argv: string[]): Promise<number> {
@@ -108,10 +113,14 @@ export async function runDev(argv: string[]): Promise<number> {
   );
 
   let printed = '';
+  let warned = '';
   box.onApplied = () => {
-    void describe(box, repo, stateDir).then(
+    void describe(box, repo, stateDir, socket, dir).then(
       (d) => {
         const text = cli.flags.json ? `${JSON.stringify(d)}\n` : human(d, repo);
+        const warning = d.runByGlowUp ? warningOf(d) : '';
+        if (warning !== warned && warning) term.error(warning);
+        warned = warning;
         if (text === printed) return;
         if (printed && !cli.flags.json) term.info(`the environment of ${app} changed (revision ${box.plan?.revision}):`);
         printed = text;
@@ -169,7 +178,25 @@ async function launchFor(box: DevBox, snapshot: Snapshot, inst: PlannedInstance,
   return launchOf(inst, { artifactDir: r.dir, podman: 'podman', session: process.env, stateDir });
 }
 
-async function describe(box: DevBox, repo: string, stateDir: string): Promise<DevEnvironment> {
+/** Whether the `glow up` of this user runs APP itself: its pid and APP's instances there. */
+async function glowUpRuns(socket: string, app: string): Promise<{ pid: number; instances: string[] } | undefined> {
+  if (!existsSync(socket)) return undefined;
+  try {
+    const st = JSON.parse((await getUnix(socket, '/status', 2000)).body) as DevBoxStatus;
+    const mine = st.instances.filter((i) => i.app === app && i.desired && i.subState !== 'outside glow' && i.activeState !== 'inactive');
+    return mine.length ? { pid: st.devbox?.pid ?? 0, instances: mine.map((i) => `${i.app} #${i.instance}`) } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function warningOf(d: DevEnvironment): string {
+  const w = d.runByGlowUp!;
+  const ports = d.ports.length ? ` on port${d.ports.length === 1 ? '' : 's'} ${d.ports.join(', ')}` : '';
+  return `glow up (pid ${w.pid}) runs ${w.instances.join(', ')} itself: the command line below would fail (EADDRINUSE${ports}, or two of it running); stop that box (Ctrl-C) and start it as \`${w.fix}\`, then run ${d.app} yourself`;
+}
+
+async function describe(box: DevBox, repo: string, stateDir: string, socket: string, dir: string): Promise<DevEnvironment> {
   const plan = box.plan!;
   const inst = plan.instances[0]!;
   const launch = await launchFor(box, box.snapshot!, inst, repo, stateDir);
@@ -177,7 +204,10 @@ async function describe(box: DevBox, repo: string, stateDir: string): Promise<De
   mkdirSync(join(stateDir, 'dev'), { recursive: true });
   writeFileSync(envFile, Object.entries(launch.instanceEnv).map(([k, v]) => `${k}=${JSON.stringify(v)}\n`).join(''));
   const shared = new Set(box.shared);
+  const runs = await glowUpRuns(socket, inst.app);
   return {
+    ...(runs ? { runByGlowUp: { ...runs, fix: `glow up ${dir === '.' ? '' : `${display(repo)} `}--except ${inst.app}` } } : {}),
+    ports: inst.provides.map((p) => p.port),
     app: inst.app,
     instance: inst.instance,
     node: plan.node,
@@ -217,6 +247,8 @@ function human(d: DevEnvironment, repo: string): string {
   for (const f of d.files) out.push(`  ${f.path} ← ${display(join(repo, f.source))} (on change: ${f.onChange === 'reload' ? `reload with ${f.signal}` : f.onChange})`);
   out.push('', `Environment (also in ${d.envFile}):`);
   for (const [k, v] of Object.entries(d.env)) out.push(`  ${k}=${v}`);
-  out.push('', 'Run it:', `  ${d.shell}`, '', 'Ctrl-C stops the listeners.', '');
+  out.push('', 'Run it:', `  ${d.shell}`);
+  if (d.runByGlowUp) out.push(`  (not while glow up runs ${d.app}: start the box as \`${d.runByGlowUp.fix}\` first)`);
+  out.push('', 'Ctrl-C stops the listeners.', '');
   return out.join('\n');
 }

@@ -27,7 +27,12 @@ const HELP = `Usage
 Shows this node as glowd sees it: the revision applied and when (with the commit glow sync published it from), the
 errors of the repository (a revision with errors is not applied) and of the last reconcile, glow sync's last run,
 the proxy, every instance with its state and since when, and every log sink with its state, lag and last error.
-Run as root. Exit status 1 on errors, a sink that cannot start, or a failed last run of glow sync.
+Run as root (or as the user of \`glow up\`).
+
+Exit status: 0 when all is well; 1 on an error of the repository or of the last reconcile, a proxy listener that
+is not bound (GLOW_E_PROXY_BIND), a sink that cannot start, a failed last run of glow sync, or when nothing
+answers on the socket; 2 on a wrong command line. With --json: 0 whenever the socket answered (the errors are in
+the JSON).
 
 With --cluster, shows every node of the repository DIR (default ${AGENT_DEFAULTS.repo}) instead: each is asked
 for its status on its metrics listener (its address in nodes/, the port of glow.yaml metrics.listen), all at once,
@@ -68,7 +73,7 @@ export async function runStatus(argv: string[]): Promise<number> {
   const status = JSON.parse(r.body) as AgentStatus;
   process.stdout.write(`${formatStatus(status, styleFor(process.stdout), new Date())}\n`);
   const syncFailed = status.sync !== undefined && ('unreadable' in status.sync || status.sync.lastResult === 'failed');
-  return status.configErrors.length || status.applyErrors.length || (status.sinks ?? []).some((k) => k.state === 'failed') || syncFailed ? 1 : 0;
+  return status.configErrors.length || status.applyErrors.length || unbound(status).length || (status.sinks ?? []).some((k) => k.state === 'failed') || syncFailed ? 1 : 0;
 }
 
 async function runCluster(dir: string, timeout: string | undefined, asJson: boolean): Promise<number> {
@@ -96,6 +101,11 @@ function formatSync(s: SyncStatus, style: Style, now: Date): string[] {
   out.push(`  last success ${ago(s.lastSuccessAt ?? undefined, now)}`);
   if (s.lastError) out.push(`  ${s.lastResult === 'failed' ? style.red('last error') : 'last error'} ${ago(s.lastError.at, now)}: ${s.lastError.code} ${s.lastError.message}`);
   return out;
+}
+
+/** The proxy's frontends that should listen and do not (GLOW_E_PROXY_BIND): errors too. */
+function unbound(st: AgentStatus) {
+  return (st.proxy?.frontends ?? []).filter((f) => !f.bound && !f.draining);
 }
 
 function ago(iso: string | undefined, now: Date): string {
@@ -126,15 +136,20 @@ export function formatStatus(st: AgentStatus, style: Style, now: Date): string {
     out.push('', style.red(`the last reconcile had ${st.applyErrors.length} error(s):`));
     for (const e of st.applyErrors) out.push(`  ${e.code}${e.unit ? ` ${e.unit}` : ''} ${e.message}`);
   }
+  const notBound = unbound(st);
+  if (notBound.length) {
+    out.push('', style.red(`the proxy cannot listen on ${notBound.length} address${notBound.length === 1 ? '' : 'es'} (GLOW_E_PROXY_BIND; it keeps trying):`));
+    for (const f of notBound) out.push(`  GLOW_E_PROXY_BIND ${f.key}${f.routes.length ? ` (${f.routes.map((r) => `${r.kind} ${r.name}`).join(', ')})` : ''}: ${f.error ?? 'unknown'}`);
+  }
   if (st.sync) out.push(...formatSync(st.sync, style, now));
   out.push('', `proxy: ${st.proxy ? `${st.proxy.activeState} since ${ago(st.proxy.since, now)}` : 'not running'}`);
   for (const f of st.proxy?.frontends ?? []) {
     const state = f.draining ? ' (draining)' : f.bound ? '' : style.red(` (not bound: ${f.error ?? 'unknown'})`);
     out.push(`  ${f.key}${state}  ${f.connections} connection${f.connections === 1 ? '' : 's'}`);
     for (const r of f.routes) {
-      out.push(`    ${r.kind} ${r.name} → ${r.service} (${r.protocol})`);
+      out.push(`    ${r.kind} ${r.name} → ${r.service}  protocol ${r.protocol}`);
       r.groups.forEach((g, i) => {
-        out.push(`      ${i === 0 ? '' : 'fallback '}${g.service} (${g.check})`);
+        out.push(`      ${i === 0 ? '' : 'fallback '}${g.service}  health ${g.check === 'none' ? 'none (passive only)' : g.check === 'tcp' ? 'tcp connect' : g.check}`);
         for (const u of g.upstreams) {
           const health = u.ejected ? style.red(`ejected for ${Math.ceil(u.ejectedForMs / 1000)}s`) : u.healthy ? style.green('healthy') : style.red(`unhealthy${u.lastCheckError ? ` (${u.lastCheckError})` : ''}`);
           const where = u.node ? ` ${u.node}${u.local ? ', local' : ''}` : '';
@@ -148,7 +163,8 @@ export function formatStatus(st: AgentStatus, style: Style, now: Date): string {
   for (const i of st.instances) {
     const state = i.activeState === 'active' ? style.green(`${i.activeState} (${i.subState})`) : i.activeState === 'failed' ? style.red(`${i.activeState} (${i.subState})`) : `${i.activeState} (${i.subState})`;
     const extra = i.desired ? '' : i.stopAt ? `  no longer deployed: stops at ${i.stopAt}` : '  no longer deployed';
-    out.push(`  ${`${i.app} #${i.instance}`.padEnd(20)} ${(i.version ?? '-').padEnd(10)} ${state}  since ${ago(i.since, now)}${i.mainPid ? `  pid ${i.mainPid}` : ''}${extra}`);
+    const wants = i.blocked ? style.red(`  ${i.wanted ? `wants ${i.wanted}: ` : ''}blocked — ${i.blocked.code} ${i.blocked.message}`) : i.wanted ? `  wants ${i.wanted}` : '';
+    out.push(`  ${`${i.app} #${i.instance}`.padEnd(20)} ${(i.version ?? '-').padEnd(10)} ${state}  since ${ago(i.since, now)}${i.mainPid ? `  pid ${i.mainPid}` : ''}${extra}${wants}`);
   }
   const sinks = st.sinks ?? [];
   if (sinks.length) out.push('', style.bold(`log sinks (${sinks.length})`));

@@ -7,16 +7,18 @@
 import { AGENT_DEFAULTS } from '../base/paths.js';
 import { existsSync, mkdirSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { basename, relative, resolve } from 'node:path';
 import { getUnix, json, listenControl } from '../shell/control.js';
 import { MetricsEndpoint } from '../shell/metrics-server.js';
 import { GlowError } from '../base/errors.js';
 import { loadRepository } from '../config/load.js';
+import { closest } from '../config/suggest.js';
 import { parseDuration } from '../config/notation.js';
 import { readRepo } from '../config/source.js';
 import { devMetricsListen, devPlan } from '../plan/box-plan.js';
 import { DevBox } from '../box/devbox.js';
-import type { DevBoxMode } from '../box/devbox.js';
+import type { DevBoxMode, DevBoxStatus } from '../box/devbox.js';
 import { devboxPaths, repoStateDir } from '../box/paths.js';
 import { Terminal } from '../box/terminal.js';
 import type { NodePlan, PlannedExposure } from '../plan/node-plan.js';
@@ -84,12 +86,23 @@ export async function runUp(argv: string[]): Promise<number> {
     return dp.conflicts.length ? 1 : 0;
   }
 
+  // --except names apps: a typo would start the app it meant to leave out.
+  if (first.ok) {
+    for (const app of mode.except) {
+      if (first.snapshot.apps.has(app)) continue;
+      const near = closest(app, first.snapshot.apps.keys());
+      const what = first.snapshot.externals.has(app) ? `\`${app}\` is an external, not an app` : `there is no app \`${app}\` (no apps/${app}.yaml)`;
+      throw new GlowError('GLOW_E_DEVBOX_APP_UNKNOWN', `--except ${app}: ${what}${near ? `; did you mean \`--except ${near}\`?` : ''}`);
+    }
+  }
+
   const paths = devboxPaths(process.env, homedir());
   const stateDir = f.stateDir ? resolve(f.stateDir) : repoStateDir(paths.root, repo);
   const socket = f.socket ?? paths.socket;
+  // A second box is refused before it makes anything of its own (its state directory included).
+  await refuseSecondBox(socket);
   mkdirSync(stateDir, { recursive: true, mode: 0o755 });
   if (f.fresh) rmSync(`${stateDir}/artifacts`, { recursive: true, force: true });
-  await refuseSecondBox(socket);
 
   const term = new Terminal(stdoutSink, Boolean(process.stdout.isTTY) && !process.env.NO_COLOR);
   const box = new DevBox(
@@ -122,6 +135,7 @@ export async function runUp(argv: string[]): Promise<number> {
   const control = await listenControl(socket, (req, res) => {
     if (req.url === '/status') return json(res, box.status());
     if (req.url === '/plan') return json(res, box.plan ?? null);
+    if (req.url?.startsWith('/logs?')) return serveLogs(box, new URL(req.url, 'http://box').searchParams, req, res);
     json(res, { error: 'not found' }, 404);
   });
 
@@ -170,12 +184,33 @@ export async function runUp(argv: string[]): Promise<number> {
         (e: NodeJS.ErrnoException) => term.error(metricsError(plan.metricsListen, e).message),
       );
     }
-    if (firstTime) banner(term, plan, { repo: shown, metrics: endpoint.listen ?? wanted, self, outside: mode.except });
+    if (firstTime) banner(term, plan, { repo: shown, metrics: endpoint.listen ?? wanted, self, outside: mode.except, status: box.status() });
   };
   term.info(`glow up ${shown}${f.node ? ` --node ${f.node}` : ''}: state in ${stateDir}`);
   box.start().catch((e: unknown) => term.error(`${(e as Error).message}`));
   // Everything is stopped (or killed): leave now, whatever handle a library may still hold.
   process.exit(await done);
+}
+
+/**
+ * GET /logs?app=APP[&instance=N][&lines=N][&follow=1]: the box's recent lines of APP (src/box/log-ring.ts) as JSON
+ * lines, then, with follow, every new one until the client goes. An app the box has no lines of and does not run
+ * is a 404 with the reason (`glow logs` says it as GLOW_E_LOGS_APP_UNKNOWN).
+ */
+function serveLogs(box: DevBox, q: URLSearchParams, req: IncomingMessage, res: ServerResponse): void {
+  const app = q.get('app') ?? '';
+  const refused = box.logsRefusal(app);
+  if (refused) return json(res, { error: { code: 'GLOW_E_LOGS_APP_UNKNOWN', message: refused } }, 404);
+  const instance = q.has('instance') ? Number(q.get('instance')) : undefined;
+  const lines = q.has('lines') ? Number(q.get('lines')) : undefined;
+  res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+  for (const l of box.logs.recent(app, instance, lines)) res.write(`${JSON.stringify(l)}\n`);
+  if (q.get('follow') !== '1') return void res.end();
+  const stop = box.logs.follow((l) => {
+    if (l.app === app && (instance === undefined || l.instance === instance)) res.write(`${JSON.stringify(l)}\n`);
+  });
+  req.once('close', stop);
+  res.once('close', stop);
 }
 
 /** Only one box per user: the control socket (and the ports) would be shared. */
@@ -217,22 +252,41 @@ export function exposureUrl(e: PlannedExposure): string {
   return e.hosts.length ? `${url} with Host: ${e.hosts.join(' or ')} (curl -H 'Host: ${e.hosts[0]!.replace('*.', 'x.')}' ${url})` : url;
 }
 
-/** Where to look, once the box runs. */
-function banner(term: Terminal, plan: NodePlan, o: { repo: string; metrics: string; self: string; outside: readonly string[] }): void {
+/** Where to look, once the box runs: what runs, what is blocked and why, and only the addresses that listen. */
+function banner(term: Terminal, plan: NodePlan, o: { repo: string; metrics: string; self: string; outside: readonly string[]; status: DevBoxStatus }): void {
   const lines: string[] = [];
-  const n = plan.instances.length - plan.instances.filter((i) => o.outside.includes(i.app)).length;
-  lines.push(`the box runs ${n} instance${n === 1 ? '' : 's'} of ${o.repo} as node \`${plan.node}\`, revision ${plan.revision}`);
+  const mine = o.status.instances.filter((i) => i.desired && !o.outside.includes(i.app));
+  const running = mine.filter((i) => i.activeState === 'active' || i.activeState === 'activating').length;
+  const blocked = mine.filter((i) => i.blocked);
+  lines.push(`the box runs ${running} instance${running === 1 ? '' : 's'} of ${o.repo} as node \`${plan.node}\`, revision ${plan.revision}`);
   const width = Math.max(8, ...plan.exposures.map((e) => e.name.length));
-  for (const e of plan.exposures) lines.push(`  ${e.name.padEnd(width)}  ${exposureUrl(e)}  → ${e.service}`);
+  for (const i of blocked) {
+    const name = `${i.app} #${i.instance}`;
+    const what = i.wanted ? `${name} keeps running ${i.version}; ${i.wanted} is not started` : i.mainPid ? `${name} runs as it was; the change is not applied` : `${name} is not started`;
+    lines.push(`  ${'blocked'.padEnd(width)}  ${what}: ${i.blocked!.code} (above)`);
+  }
+  const frontends = o.status.proxy?.frontends ?? [];
+  for (const e of plan.exposures) {
+    const f = frontends.find((x) => !x.draining && x.routes.some((r) => r.kind === 'exposure' && r.name === e.name));
+    if (f && !f.bound) lines.push(`  ${e.name.padEnd(width)}  NOT LISTENING: ${e.bind}:${e.port} cannot be bound (${f.error ?? 'unknown'}, GLOW_E_PROXY_BIND above); the proxy tries again every 2 s`);
+    else lines.push(`  ${e.name.padEnd(width)}  ${exposureUrl(e)}  → ${e.service}`);
+  }
+  // The loopback listeners of `requires` are not advertised, but one that does not listen breaks its apps.
+  for (const f of frontends) {
+    if (f.bound || f.draining || f.routes.some((r) => r.kind === 'exposure')) continue;
+    const services = [...new Set(f.routes.map((r) => r.service))].join(', ');
+    lines.push(`  ${'listener'.padEnd(width)}  NOT LISTENING: ${f.key.replace(/^\S+ /, '')} → ${services} cannot be bound (${f.error ?? 'unknown'}, GLOW_E_PROXY_BIND above); the proxy tries again every 2 s`);
+  }
   lines.push(`  ${'metrics'.padEnd(width)}  http://${o.metrics}/metrics`);
   lines.push(`  ${'status'.padEnd(width)}  ${o.self} status`);
-  const reload = plan.files.find((x) => x.onChange === 'reload');
-  const example = reload ?? plan.files[0];
+  // An example to try, among the files of the apps the box runs (not those left to the developer with --except).
+  const files = plan.files.filter((x) => !o.outside.includes(x.app));
+  const example = files.find((x) => x.onChange === 'reload') ?? files[0];
   if (example) {
     const how = example.onChange === 'reload' ? `${example.app} gets ${example.signal} and reads it again, no restart` : example.onChange === 'restart' ? `${example.app} restarts` : `${example.app} sees the new file`;
     lines.push(`  ${'try'.padEnd(width)}  edit ${o.repo}/${example.source}: ${how}`);
   }
-  lines.push(`  ${''.padEnd(width)}  add, edit or delete any file of ${o.repo}: the box follows`);
+  lines.push(`  ${(example ? '' : 'try').padEnd(width)}  add, edit or delete any file of ${o.repo}: the box follows`);
   lines.push('Ctrl-C stops everything');
   term.info(lines.join('\n'));
 }

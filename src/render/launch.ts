@@ -82,10 +82,16 @@ export function shellWord(s: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-/** `cd DIR && env K=V … program args` (podman: its command line, the environment in it): for a terminal. */
+/**
+ * `cd DIR && env -i PATH="$PATH" … K=V … program args` (podman: its command line, the environment in it): for a
+ * terminal. The same environment as the box gives the instance: `env -i` empties the shell's, the session's
+ * variables that the box passes (SESSION_VARS that are set) are taken from the shell that runs the line, then the
+ * instance's own.
+ */
 export function shellLine(l: Launch): string {
   if (l.runtime === 'podman') return l.argv.map(shellWord).join(' ');
+  const session = SESSION_VARS.filter((k) => l.env[k] !== undefined && l.instanceEnv[k] === undefined).map((k) => `${k}="$${k}"`);
   const env = Object.entries(l.instanceEnv).map(([k, v]) => shellWord(`${k}=${v}`));
   const argv = l.argv.map(shellWord);
-  return `cd ${shellWord(l.cwd)} && env ${[...env, ...argv].join(' ')}`;
+  return `cd ${shellWord(l.cwd)} && env -i ${[...session, ...env, ...argv].join(' ')}`;
 }

@@ -65,6 +65,10 @@ export interface InstanceStatus {
   readonly since: string | undefined;
   readonly desired: boolean;
   readonly stopAt?: string;
+  /** The version the repository asks for, when it is not `version`, the one that runs (the developer box). */
+  readonly wanted?: string;
+  /** Why what the repository asks for this instance is not started: the failure that blocked its app. */
+  readonly blocked?: { readonly code: GlowCode; readonly message: string };
 }
 
 export interface AgentStatus {

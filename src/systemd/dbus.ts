@@ -56,9 +56,23 @@ export class Systemd {
   readonly #waiting = new Map<string, Waiter>();
   /** JobRemoved signals that came before the call that created the job returned. */
   readonly #early = new Map<string, JobResult>();
+  /** Rejected once the bus emits 'error' (no socket, a refused handshake, a lost connection): every call waiting on
+   * the bus, and every later one, fails with GLOW_E_SYSTEMD_CONNECT instead of waiting for ever. */
+  readonly #lost: Promise<never>;
 
-  private constructor(bus: MessageBus) {
+  private constructor(bus: MessageBus, address: string) {
     this.#bus = bus;
+    let lose!: (e: unknown) => void;
+    this.#lost = new Promise<never>((_, reject) => (lose = reject));
+    this.#lost.catch(() => {}); // seen by the calls that race it, not an unhandled rejection
+    let said = false;
+    // dbus-next's bus is an EventEmitter that emits 'error' for network and stream errors: without a listener, a
+    // missing socket is a crash with a stack trace ("Unhandled 'error' event") instead of a Glow error.
+    bus.on('error', (cause: Error) => {
+      if (said) return;
+      said = true;
+      lose(new SystemdError('GLOW_E_SYSTEMD_CONNECT', `cannot talk to systemd over D-Bus at ${address}: ${cause.message}`, { cause }));
+    });
     bus.on('message', (msg) => {
       if (msg.type !== dbus.MessageType.SIGNAL || msg.interface !== MANAGER || msg.member !== 'JobRemoved') return;
       const [, job, , result] = msg.body as [number, string, string, JobResult];
@@ -76,8 +90,16 @@ export class Systemd {
   /** Connects to the system bus at `address` (a D-Bus address; default the system bus socket). */
   static async connect(address = process.env.DBUS_SYSTEM_BUS_ADDRESS ?? DEFAULT_BUS): Promise<Systemd> {
     // dbus.systemBus() ignores busAddress; sessionBus() honours it and speaks to any bus daemon.
-    const bus = dbus.sessionBus({ busAddress: address });
-    const sd = new Systemd(bus);
+    if (!/^(unix|tcp):\w+=/.test(address)) {
+      throw new SystemdError('GLOW_E_SYSTEMD_CONNECT', `\`${address}\` is not a D-Bus address such as ${DEFAULT_BUS} or tcp:host=127.0.0.1,port=55556`);
+    }
+    let bus: MessageBus;
+    try {
+      bus = dbus.sessionBus({ busAddress: address });
+    } catch (cause) {
+      throw new SystemdError('GLOW_E_SYSTEMD_CONNECT', `cannot talk to systemd over D-Bus at ${address}: ${(cause as Error).message}`, { cause });
+    }
+    const sd = new Systemd(bus, address);
     try {
       await sd.#call('AddMatch', 'org.freedesktop.DBus', '/org/freedesktop/DBus', 'org.freedesktop.DBus', 's', [
         `type='signal',sender='${DEST}',interface='${MANAGER}',member='JobRemoved'`,
@@ -85,6 +107,7 @@ export class Systemd {
       await sd.#manager('Subscribe', '', []);
     } catch (cause) {
       bus.disconnect();
+      if (cause instanceof SystemdError) throw cause;
       throw new SystemdError('GLOW_E_SYSTEMD_CONNECT', `cannot talk to systemd over D-Bus at ${address}: ${(cause as Error).message}`, { cause });
     }
     return sd;
@@ -208,7 +231,7 @@ export class Systemd {
   }
 
   async #call(member: string, destination: string, path: string, iface: string, signature: string, body: unknown[]): Promise<unknown[]> {
-    const reply = await this.#bus.call(new Message({ destination, path, interface: iface, member, signature, body }));
+    const reply = await Promise.race([this.#bus.call(new Message({ destination, path, interface: iface, member, signature, body })), this.#lost]);
     return (reply?.body ?? []) as unknown[];
   }
 }

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -173,5 +173,71 @@ describe('glow plan', () => {
     const r = glow('plan', EXAMPLE, '--node', 'node-d');
     assert.equal(r.status, 1);
     assert.match(r.stderr, /GLOW_E_NODE_UNKNOWN there is no node `node-d`.*did you mean `node-a`\?/);
+  });
+});
+
+describe('glow agent without a reachable D-Bus', () => {
+  test('a missing bus socket is GLOW_E_SYSTEMD_CONNECT on one line, exit 1, not a stack trace', () => {
+    const r = glow('agent', '--bus', 'unix:path=/nonexistent', '--repo', join(work, 'nope'), '--socket', join(work, 'glowd.sock'));
+    assert.equal(r.status, 1, r.stderr);
+    assert.equal(r.stderr, 'glow: GLOW_E_SYSTEMD_CONNECT cannot talk to systemd over D-Bus at unix:path=/nonexistent: connect ENOENT /nonexistent\n');
+    assert.equal(r.stdout, '');
+  });
+
+  test('glowd: a socket nobody listens on, and an address that is not one', () => {
+    writeFileSync(join(work, 'not-a-socket'), '');
+    for (const bus of [`unix:path=${join(work, 'not-a-socket')}`, 'tcp:host=127.0.0.1,port=1', 'garbage']) {
+      const r = spawnSync(process.execPath, [join(ROOT, 'dist/src/cli/glowd.js'), '--bus', bus, '--repo', join(work, 'nope'), '--socket', join(work, 'glowd.sock')], { encoding: 'utf8', timeout: 30_000 });
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, /^glowd: GLOW_E_SYSTEMD_CONNECT [^\n]+\n$/);
+      assert.ok(r.stderr.includes(bus === 'garbage' ? '`garbage` is not a D-Bus address such as unix:path=' : `cannot talk to systemd over D-Bus at ${bus}: connect ECONNREFUSED`), r.stderr);
+    }
+  });
+});
+
+describe('glow logs where nothing runs', () => {
+  test('no glowd, no glow up and no lines in the journal: it says where the lines would be, exit 1', () => {
+    const r = spawnSync(process.execPath, [GLOW, 'logs', 'web'], { encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: join(work, 'run') }, timeout: 30_000 });
+    if (existsSync('/run/glow/glowd.sock')) return; // a node: the journal is where the lines are
+    assert.equal(r.status, 1, r.stdout + r.stderr);
+    assert.equal(r.stderr, `glow logs: no lines of web in the journal; neither glowd (/run/glow/glowd.sock) nor glow up (${join(work, 'run')}/glow/up.sock) runs here\n`);
+  });
+});
+
+describe('what a newcomer hits on the command line', () => {
+  const QUICKSTART = join(ROOT, 'examples/quickstart');
+
+  test('glow check inside a repository\'s subdirectory points to the repository', () => {
+    const r = spawnSync(process.execPath, [GLOW, 'check'], { cwd: join(QUICKSTART, 'files/web'), encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 30_000 });
+    assert.equal(r.status, 1);
+    assert.match(r.stdout, /GLOW_E_REPO_EMPTY/);
+    assert.match(r.stdout, /\n\. is inside the repository \.\.\/\.\.: run `glow check \.\.\/\.\.`\n$/);
+    const apps = glow('check', join(QUICKSTART, 'apps'));
+    assert.match(apps.stdout, new RegExp(`is inside the repository (${QUICKSTART}|\\S+quickstart): run \`glow check \\S+\`\\n$`));
+    const empty = join(work, 'empty');
+    mkdirSync(empty);
+    assert.doesNotMatch(glow('check', empty).stdout, /inside the repository/);
+  });
+
+  test('glow up --except with a name the repository lacks is refused with a suggestion, before anything runs', () => {
+    const state = join(work, 'except-state');
+    const r = spawnSync(process.execPath, [GLOW, 'up', QUICKSTART, '--except', 'wbe'], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', XDG_STATE_HOME: state, XDG_RUNTIME_DIR: state }, timeout: 30_000 });
+    assert.equal(r.status, 1);
+    assert.equal(r.stderr, 'glow: GLOW_E_DEVBOX_APP_UNKNOWN --except wbe: there is no app `wbe` (no apps/wbe.yaml); did you mean `--except web`?\n');
+    assert.equal(existsSync(state), false, 'no state directory');
+  });
+
+  test('glow plan: columns as wide as their longest cell (a long config path does not break them)', () => {
+    const repo = join(work, 'long-paths');
+    cpSync(QUICKSTART, repo, { recursive: true });
+    const long = '/tmp/glow-quickstart/a/rather/long/directory/of/the/web/front/end/web.json';
+    writeFileSync(join(repo, 'apps/web.yaml'), readFileSync(join(repo, 'apps/web.yaml'), 'utf8').replace('/tmp/glow-quickstart/web/web.json', long));
+    const r = glow('plan', repo, '--node', 'node-1');
+    assert.equal(r.status, 0, r.stderr);
+    const files = r.stdout.slice(r.stdout.indexOf('config files')).split('\n').slice(1).filter(Boolean);
+    assert.equal(files.length, 2, r.stdout);
+    const arrows = files.map((l) => l.indexOf('←'));
+    assert.equal(new Set(arrows).size, 1, `the ← line up:\n${files.join('\n')}`);
+    assert.ok(files.some((l) => l.includes(`${long}  ←`)), files.join("\n"));
   });
 });

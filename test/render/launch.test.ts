@@ -35,7 +35,8 @@ describe('launchOf', () => {
     assert.deepEqual(l.argv, ['/state/artifacts/web/1.0/bin/web', '--port', '8080']);
     assert.equal(l.cwd, '/state/artifacts/web/1.0');
     assert.deepEqual(l.env, { PATH: '/usr/bin', HOME: '/home/u', GLOW_APP: 'web', GLOW_INSTANCE: '1', GLOW_NODE: 'devbox', GLOW_VERSION: '1.0', MOTTO: "it's fine" });
-    assert.equal(shellLine(l), "cd /state/artifacts/web/1.0 && env GLOW_APP=web GLOW_INSTANCE=1 GLOW_NODE=devbox GLOW_VERSION=1.0 'MOTTO=it'\\''s fine' /state/artifacts/web/1.0/bin/web --port 8080");
+    // The box's environment, not the whole shell's: env -i, then PATH and HOME from the shell that runs it.
+    assert.equal(shellLine(l), "cd /state/artifacts/web/1.0 && env -i PATH=\"$PATH\" HOME=\"$HOME\" GLOW_APP=web GLOW_INSTANCE=1 GLOW_NODE=devbox GLOW_VERSION=1.0 'MOTTO=it'\\''s fine' /state/artifacts/web/1.0/bin/web --port 8080");
   });
 
   test('podman: in the foreground on the host network, config directories mounted read-only, removed if it lingers', () => {

@@ -219,7 +219,7 @@ describe('glowd on a real systemd node', () => {
     assert.equal(a.instance, '1');
     assert.equal(await mainPid(node, 'glow-web@1.service'), state.webPid, 'a new route reloads the proxy, not the app');
     const text = await node.execOk([NODE, GLOW, 'status']);
-    assert.match(text.stdout, /tcp 127\.0\.0\.1:19000 .*\n {4}listener 19000 → api:9000 \(tcp\)\n {6}api:9000 \(tcp\)\n {8}127\.0\.0\.1:9000 node-a, local {2}healthy/);
+    assert.match(text.stdout, /tcp 127\.0\.0\.1:19000 .*\n {4}listener 19000 → api:9000 {2}protocol tcp\n {6}api:9000 {2}health tcp connect\n {8}127\.0\.0\.1:9000 node-a, local {2}healthy/);
     const metrics = await metricsText(node);
     assert.match(metrics, /^glow_proxy_/m, 'the proxy\'s metrics on the node\'s one endpoint');
 
