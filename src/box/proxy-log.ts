@@ -13,7 +13,7 @@ const FIELDS = ['frontend', 'service', 'upstream', 'reason', 'err', 'code', 'cer
 /** Said by the box itself, with its fix (a bind that fails: src/box/runtime.ts). */
 const QUIET = new Set<string>([PROXY_EVENTS.listenerBindFailed]);
 /** Info lines worth a line of the terminal; below warnings, nothing else is. */
-const SHOWN_INFO = new Set<string>([PROXY_EVENTS.listenerBound, PROXY_EVENTS.upstreamUp]);
+const SHOWN_INFO = new Set<string>([PROXY_EVENTS.listenerBound, PROXY_EVENTS.upstreamUp, PROXY_EVENTS.upstreamReinstated]);
 const WARN = 40;
 const ERROR = 50;
 
@@ -44,7 +44,8 @@ export class ProxyLogView {
     const event = String(rec.event ?? '');
     if (QUIET.has(event) || (level < WARN && !SHOWN_INFO.has(event))) return;
     const upstream = `${String(rec.service)} ${String(rec.upstream)}`;
-    if (event === PROXY_EVENTS.upstreamUp) this.#ejected.delete(upstream);
+    // Back: by its active checks, or an ejection ended by them (the next ejection is said again).
+    if (event === PROXY_EVENTS.upstreamUp || event === PROXY_EVENTS.upstreamReinstated) this.#ejected.delete(upstream);
     if (event === PROXY_EVENTS.upstreamEjected) {
       if (this.#ejected.has(upstream)) return;
       this.#ejected.add(upstream);

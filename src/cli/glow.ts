@@ -23,6 +23,7 @@ Usage
   glow plan [DIR] --node NAME [--json]   what a node runs: instances, proxy listeners, exposures, files
                                          (on a node: and what would change there)
   glow status [--json]                   this node: revision applied, errors, proxy, instances, log sinks
+  glow status --cluster [DIR]            every node of the repository, asked over the network
   glow logs APP [-f] [--instance N]      an app's lines on this node, from the journal (--since, --json)
   glow up [DIR] [--node NAME]            the developer box: the repository on this machine, without systemd
   glow dev APP [DIR]                     one app's environment (listeners, config files, GLOW_* env), not run

@@ -151,7 +151,7 @@ export function formatStatus(st: AgentStatus, style: Style, now: Date): string {
       r.groups.forEach((g, i) => {
         out.push(`      ${i === 0 ? '' : 'fallback '}${g.service}  health ${g.check === 'none' ? 'none (passive only)' : g.check === 'tcp' ? 'tcp connect' : g.check}`);
         for (const u of g.upstreams) {
-          const health = u.ejected ? style.red(`ejected for ${Math.ceil(u.ejectedForMs / 1000)}s`) : u.healthy ? style.green('healthy') : style.red(`unhealthy${u.lastCheckError ? ` (${u.lastCheckError})` : ''}`);
+          const health = u.ejected ? style.red(`ejected for ${Math.ceil(u.ejectedForMs / 1000)}s`) : u.state === 'unknown' ? 'not checked yet' : u.healthy ? style.green('healthy') : style.red(`unhealthy${u.lastCheckError ? ` (${u.lastCheckError})` : ''}`);
           const where = u.node ? ` ${u.node}${u.local ? ', local' : ''}` : '';
           out.push(`        ${u.address}${where}  ${health}  ${u.active} active, ${u.ejections} ejection${u.ejections === 1 ? '' : 's'}`);
         }
