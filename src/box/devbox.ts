@@ -154,8 +154,8 @@ export class DevBox {
   /** Stops following the repository, stops every instance (each within its stop timeout), then the proxy. */
   async stop(): Promise<void> {
     this.#stopping = true;
-    this.#runtime.close();
     await this.#pass.stop();
+    this.#runtime.close(); // after the last pass, which may have started the runtime's watch again
     await this.#supervisor.stopAll();
     await this.proxy.stop(this.#opts.drainMs ?? 1000);
   }

@@ -222,10 +222,10 @@ export class BoxRuntime implements PassRuntime<DevPlan, BoxObserved, BoxStep> {
     if (result?.fresh) this.onApplied?.(result.first);
   }
 
-  async execute(step: BoxStep, { applied: { snapshot, plan: dp }, observed }: Ctx): Promise<void> {
+  async execute(step: BoxStep, { applied: { snapshot, plan: dp, dir }, observed }: Ctx): Promise<void> {
     switch (step.kind) {
       case 'ensure-artifact': {
-        const r = await ensureStepArtifact(snapshot, step, { stateDir: this.#opts.stateDir, repoDir: this.#opts.repo });
+        const r = await ensureStepArtifact(snapshot, step, { stateDir: this.#opts.stateDir, repoDir: dir });
         if (r.fetched) this.#term.note(`artifact ${step.image} ${step.version} unpacked in ${r.dir}`);
         return;
       }

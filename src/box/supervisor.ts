@@ -134,6 +134,7 @@ export class Supervisor {
     const [program, ...args] = spec.launch.argv;
     child.nextStartAt = undefined;
     child.timer = undefined;
+    child.pid = 0; // a spawn that fails must not leave the last process's pid (a group that may be another's now)
     let proc: ChildProcess;
     try {
       proc = spawn(program!, args, { cwd: spec.launch.cwd, env: { ...spec.launch.env }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -2,6 +2,7 @@
  * `glowd` (also `glow agent`): the node agent. Flags set what src/base/paths.ts gives as defaults; everything
  * else comes from the repository.
  */
+import type { GlowError } from '../base/errors.js';
 import { PROXY_UNIT } from '../base/names.js';
 import { AGENT_DEFAULTS, PROXY_ADMIN_SOCKET } from '../base/paths.js';
 import type { NodePaths } from '../base/paths.js';
@@ -18,10 +19,9 @@ import type { AgentStatus } from '../shell/status.js';
 import type { FrontendStatus } from '../proxy/proxy.js';
 import { observe } from '../systemd/observe.js';
 import { Systemd } from '../systemd/dbus.js';
-import { parseDuration } from '../config/notation.js';
 import { DEFAULTS } from '../config/model.js';
 import { LogForwarders } from '../logs/manager.js';
-import { parseArgs } from './args.js';
+import { durationFlag, parseArgs } from './args.js';
 
 const D = AGENT_DEFAULTS;
 const HELP = `Usage
@@ -62,6 +62,12 @@ export async function runAgent(argv: string[]): Promise<number> {
   const glowCommand = f.glowCommand ? f.glowCommand.split(' ').filter(Boolean) : [process.execPath, fileURLToPath(new URL('./glow.js', import.meta.url))];
   const env: NodePaths = { stateDir: f.stateDir, glowCommand, podman: AGENT_DEFAULTS.podman };
   const systemd = await Systemd.connect(f.bus);
+  // A D-Bus connection lost later (dbus restarted) is not reconnected in place: glowd exits and systemd restarts it
+  // (Restart=always); no instance is touched by that.
+  systemd.lost.catch((e: unknown) => {
+    process.stderr.write(`glowd: ${(e as GlowError).code ?? 'GLOW_E_SYSTEMD_CONNECT'} ${(e as Error).message}; exiting so that systemd starts glowd again\n`);
+    process.exit(1);
+  });
   const metrics = new AgentMetrics(f.node);
   // glow sync's last run, from its state file beside the repository, read at each scrape.
   registerSyncMetrics(metrics.registry, () => readSyncStatus(f.repo));
@@ -69,7 +75,7 @@ export async function runAgent(argv: string[]): Promise<number> {
   // The proxy's lines (its access log) go with them, as app `glow-proxy`.
   const logs = new LogForwarders({ node: f.node, stateDir: f.stateDir, registry: metrics.registry, log, proxy: { unit: PROXY_UNIT } });
   const agent = new Agent(
-    { repo: f.repo, node: f.node, unitDir: f.unitDir, env, debounceMs: parseDuration(f.debounce), tickMs: parseDuration(f.tick), healthTimeoutMs: parseDuration(f.healthTimeout) },
+    { repo: f.repo, node: f.node, unitDir: f.unitDir, env, debounceMs: durationFlag('glowd', 'debounce', f.debounce, 0), tickMs: durationFlag('glowd', 'tick', f.tick, 1000), healthTimeoutMs: durationFlag('glowd', 'health-timeout', f.healthTimeout) },
     systemd,
     log,
     metrics,

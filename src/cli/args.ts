@@ -13,6 +13,7 @@
 import meow from 'meow';
 import type { AnyFlags, Result } from 'meow';
 import { GlowError } from '../base/errors.js';
+import { parseDuration } from '../config/notation.js';
 import { closest } from '../config/suggest.js';
 
 export function parseArgs<F extends AnyFlags>(argv: string[], help: string, flags: F): Result<F> {
@@ -96,4 +97,12 @@ function checkFlags(argv: readonly string[], flags: AnyFlags, command: string): 
     const near = closest(bare, [...known].filter((k) => k.length > 1));
     throw usageError(command, `unknown flag ${token.split('=')[0]}${near ? `; did you mean --${near}?` : ''}`);
   }
+}
+
+/** A duration flag (`--tick 30s`), at least `minMs`: a usage error, not a crash, when it is not one. */
+export function durationFlag(command: string, flag: string, value: string, minMs = 1): number {
+  if (!/^[0-9]+(?:\.[0-9]+)?(ms|s|m|h)$/.test(value)) throw usageError(command, `--${flag} ${value} is not a duration such as 500ms, 30s or 5m`);
+  const ms = parseDuration(value);
+  if (ms < minMs) throw usageError(command, `--${flag} ${value} is too short (at least ${minMs} ms)`);
+  return ms;
 }

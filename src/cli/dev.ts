@@ -15,7 +15,6 @@ import { getUnix } from '../shell/control.js';
 import { GlowError } from '../base/errors.js';
 import { loadRepository } from '../config/load.js';
 import type { Snapshot } from '../config/model.js';
-import { parseDuration } from '../config/notation.js';
 import { readRepo } from '../config/source.js';
 import { devAppPlan } from '../plan/box-plan.js';
 import { DevBox } from '../box/devbox.js';
@@ -26,7 +25,7 @@ import { Terminal } from '../box/terminal.js';
 import type { AgentStatus } from '../shell/status.js';
 import type { DevBoxStatus } from '../box/devbox.js';
 import type { NodePlan, PlannedInstance, UpstreamGroup } from '../plan/node-plan.js';
-import { parseArgs } from './args.js';
+import { durationFlag, parseArgs } from './args.js';
 import { formatError, styleFor } from '../shell/style.js';
 import { stdoutSink, whenOutputLost } from './stdio.js';
 import { display } from './up.js';
@@ -101,7 +100,7 @@ export async function runDev(argv: string[]): Promise<number> {
       repo,
       stateDir,
       mode: { kind: 'app', app, remote: cli.flags.remote },
-      debounceMs: parseDuration(cli.flags.debounce),
+      debounceMs: durationFlag('glow dev', 'debounce', cli.flags.debounce, 0),
       tickMs: 30_000,
       podman: 'podman',
       session: process.env,

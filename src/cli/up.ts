@@ -14,7 +14,6 @@ import { MetricsEndpoint } from '../shell/metrics-server.js';
 import { GlowError } from '../base/errors.js';
 import { loadRepository } from '../config/load.js';
 import { closest } from '../config/suggest.js';
-import { parseDuration } from '../config/notation.js';
 import { readRepo } from '../config/source.js';
 import { devMetricsListen, devPlan } from '../plan/box-plan.js';
 import { DevBox } from '../box/devbox.js';
@@ -22,7 +21,7 @@ import type { DevBoxMode, DevBoxStatus } from '../box/devbox.js';
 import { devboxPaths, repoStateDir } from '../box/paths.js';
 import { Terminal } from '../box/terminal.js';
 import type { NodePlan, PlannedExposure } from '../plan/node-plan.js';
-import { parseArgs } from './args.js';
+import { durationFlag, parseArgs } from './args.js';
 import { formatError, styleFor } from '../shell/style.js';
 import { formatPlan } from './format.js';
 import { stdoutSink, whenOutputLost } from './stdio.js';
@@ -111,8 +110,8 @@ export async function runUp(argv: string[]): Promise<number> {
       stateDir,
       mode,
       ...(f.metricsListen ? { metricsListen: f.metricsListen } : {}),
-      debounceMs: parseDuration(f.debounce),
-      tickMs: parseDuration(f.tick),
+      debounceMs: durationFlag('glow up', 'debounce', f.debounce, 0),
+      tickMs: durationFlag('glow up', 'tick', f.tick, 1000),
       podman: f.podman,
       session: process.env,
     },

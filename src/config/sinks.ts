@@ -8,6 +8,7 @@
  * and its metrics label. Without `name:` it is derived from the type and the URL (without credentials, query or
  * fragment) or path, so changing the URL of an unnamed sink starts it afresh; name it to keep its place.
  */
+import { redactUrl } from '../base/redact.js';
 import type { ConfigError } from './errors.js';
 import type { FileRef, Sink, SinkTls, SinkType } from './model.js';
 import { DEFAULTS } from './model.js';
@@ -52,20 +53,20 @@ export function parseSinkUrl(type: SinkType, url: string): ParsedUrl {
   try {
     u = new URL(url);
   } catch {
-    return fail(`\`${url}\` is not a URL; write it like ${type === 'syslog' ? '`tcp://logs.internal:514`' : '`http://collector.internal/ingest`'}`);
+    return fail(`\`${redactUrl(url)}\` is not a URL; write it like ${type === 'syslog' ? '`tcp://logs.internal:514`' : '`http://collector.internal/ingest`'}`);
   }
   const scheme = u.protocol.slice(0, -1);
   const host = u.hostname.replace(/^\[|\]$/g, '');
   if (type === 'syslog') {
     if (scheme !== 'udp' && scheme !== 'tcp' && scheme !== 'tls') return fail(`a syslog sink speaks \`udp://\`, \`tcp://\` or \`tls://\`, not \`${scheme}://\``);
-    if (!host) return fail(`\`${url}\` names no host`);
+    if (!host) return fail(`\`${redactUrl(url)}\` names no host`);
     if (u.username || u.password) return fail('a syslog URL carries no user or password');
     if ((u.pathname && u.pathname !== '/') || u.search || u.hash) return fail(`a syslog URL is \`${scheme}://host:port\`, without a path`);
     const port = u.port ? Number(u.port) : SYSLOG_PORTS[scheme];
     return { ok: true, value: { scheme, host, port, path: '' } };
   }
   if (scheme !== 'http' && scheme !== 'https') return fail(`${type === 'http' ? 'an' : 'a'} ${type} sink speaks \`http://\` or \`https://\`, not \`${scheme}://\``);
-  if (!host) return fail(`\`${url}\` names no host`);
+  if (!host) return fail(`\`${redactUrl(url)}\` names no host`);
   if (u.hash) return fail('a sink URL has no `#fragment`');
   const port = u.port ? Number(u.port) : scheme === 'https' ? 443 : 80;
   let path = `${u.pathname}${u.search}`;

@@ -195,13 +195,16 @@ export function parseResponseHead(buf: Buffer, start: number, end: number): Resp
   const d2 = buf[start + 11]! - 48;
   if (minor < 0 || d0 < 1 || d0 > 5 || d1 < 0 || d1 > 9 || d2 < 0 || d2 > 9) throw new HttpHeadError(502, 'malformed status line from upstream');
   const f = parseFields(buf, lineEnd + 2, end, start, false);
+  // Both framings: an intermediary would have to drop the Content-Length (RFC 9112 6.3), and a cache or proxy in
+  // front that trusted it would fall out of step with us on a kept-alive connection. Refused, as for requests.
+  if (f.te !== TE_NONE && f.contentLength >= 0) throw new HttpHeadError(502, 'upstream response has both Content-Length and Transfer-Encoding');
   const conn = f.conn;
   const chunked = f.te === TE_CHUNKED;
   return {
     status: d0 * 100 + d1 * 10 + d2,
     minor,
     length: end - start,
-    // With Transfer-Encoding, Content-Length is ignored (RFC 9112 6.3); another coding than chunked reads to close.
+    // Another coding than chunked reads to close.
     contentLength: f.te !== TE_NONE ? -1 : f.contentLength,
     chunked,
     close: (conn & CONN_CLOSE) !== 0 || (minor === 0 && (conn & CONN_KEEP_ALIVE) === 0) || f.te === TE_OTHER,

@@ -10,6 +10,7 @@
  * DIR that does not load is still read for its nodes (each `nodes/*.yaml` and glow.yaml on their own), so that a
  * broken commit can be seen on every node: each keeps its last good revision and reports the errors.
  */
+import { redactUrls } from '../base/redact.js';
 import { request } from 'node:http';
 import { realpathSync } from 'node:fs';
 import { basename } from 'node:path';
@@ -30,8 +31,12 @@ const MAX_STATUS_BYTES = 8 * 1024 * 1024;
 
 /** What a node serves as `GET /status` on its metrics listener: its status, minus what a sink said (it may echo what it was sent). */
 export function publicStatus(st: AgentStatus): AgentStatus {
+  // And no URL's credentials in any message (a sink URL, an artifact URL, a sync source as the operator wrote it).
+  const clean = <T extends { readonly message: string }>(e: T): T => ({ ...e, message: redactUrls(e.message) });
   return {
     ...st,
+    configErrors: st.configErrors.map(clean),
+    applyErrors: st.applyErrors.map(clean),
     sinks: (st.sinks ?? []).map((k) => ({ ...k, lastError: k.lastError ? { ...k.lastError, message: '(see glow status on the node)' } : undefined })),
   };
 }

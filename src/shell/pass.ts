@@ -34,6 +34,8 @@ import type { AgentStatus, InstanceStatus, ProblemReport, RepoTree } from './sta
 export interface Applied<P> {
   readonly snapshot: Snapshot;
   readonly plan: P;
+  /** The tree the snapshot was read from (a link resolved once): what its relative paths (`artifacts: ./x`) name. */
+  readonly dir: string;
 }
 
 /** The runtime's plan of a snapshot; with conflicts, it is not applied. */
@@ -140,6 +142,8 @@ export class Pass<P, O, S> {
   readonly #metrics: AgentMetrics;
   readonly #loop: RepoLoop;
   #applied: Applied<P> | undefined;
+  /** The revision of the last pass that got through observing and its steps. */
+  #completed: string | undefined;
   #appliedAt: Date | undefined;
   #appliedTree: RepoTree | undefined;
   #loaded: { revision: string; at: Date; tree: RepoTree | undefined } | undefined;
@@ -246,7 +250,7 @@ export class Pass<P, O, S> {
       try {
         const planned = rt.plan(result.snapshot, source);
         if (planned.conflicts.length) rejection = { kind: 'conflicts', errors: planned.conflicts };
-        else candidate = { snapshot: result.snapshot, plan: planned.plan };
+        else candidate = { snapshot: result.snapshot, plan: planned.plan, dir: target.dir ?? this.#opts.repo };
       } catch (e) {
         if (!(e instanceof GlowError)) throw e;
         rejection = { kind: 'unplannable', errors: [e] };
@@ -262,8 +266,10 @@ export class Pass<P, O, S> {
     }
     this.#metrics.configErrors.set(this.#configErrors.length);
 
-    const first = this.#applied === undefined && candidate !== undefined;
-    const fresh = candidate !== undefined && candidate.snapshot.revision !== this.#applied?.snapshot.revision;
+    // Against the revision whose pass went through, not the one last taken: a pass that failed half-way (observing
+    // the node, say) leaves its revision fresh for the next pass.
+    const first = this.#completed === undefined && candidate !== undefined;
+    const fresh = candidate !== undefined && candidate.snapshot.revision !== this.#completed;
     if (candidate) {
       this.#applied = candidate;
       this.#appliedTree = tree;
@@ -278,9 +284,22 @@ export class Pass<P, O, S> {
 
     rt.applying?.(applied, fresh);
     const tPlanned = process.hrtime.bigint();
-    const observed = await rt.observe(applied);
+    let observed: O;
+    let steps: readonly S[];
+    try {
+      observed = await rt.observe(applied);
+      steps = rt.diff(applied, observed);
+    } catch (e) {
+      // Not a step's failure, but the pass's: reported in status and metrics like one, and tried again next pass.
+      const err = asGlowError(e, 'GLOW_E_APPLY');
+      this.#applyErrors = [{ code: err.code, message: `observing what the node runs failed: ${err.message}`, ...(err.errno ? { errno: err.errno } : {}), at: new Date().toISOString() }];
+      this.#lastPass = { reason, startedAt: now.toISOString(), endedAt: new Date().toISOString() };
+      this.#metrics.observeReconcile('error', t0);
+      this.#opts.onError(e);
+      rt.passed?.(undefined);
+      return;
+    }
     const tObserved = process.hrtime.bigint();
-    const steps = rt.diff(applied, observed);
     const ms = (a: bigint, b: bigint) => Math.round(Number(b - a) / 1e5) / 10;
     rt.planned?.(applied, steps, { reason, fresh, loadMs: ms(t0, tPlanned), observeMs: ms(tPlanned, tObserved) });
 
@@ -322,6 +341,7 @@ export class Pass<P, O, S> {
     }
     this.#applyErrors = errors;
     if (fresh || !this.#appliedAt) this.#appliedAt = now;
+    this.#completed = applied.snapshot.revision;
     const done: PassResult<P, S> = { applied, first, fresh, reason, steps, errors, blocked, halted };
     await rt.settle?.(done);
     const commit = this.#appliedTree?.commit;

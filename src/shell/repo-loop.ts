@@ -67,6 +67,8 @@ export class RepoLoop {
   readonly #repoAbs: string;
   #running: Promise<void> | undefined;
   #again = false;
+  /** Why the pass asked for during the one in progress runs (the last asker's reason). */
+  #againReason: string | undefined;
   #debounce: NodeJS.Timeout | undefined;
   #tick: NodeJS.Timeout | undefined;
   #linkWatcher: FSWatcher | undefined;
@@ -135,18 +137,22 @@ export class RepoLoop {
 
   /** Asks the pass in progress for one more right after it (a pass that left work for the next one). */
   again(): void {
-    if (this.#running) this.#again = true;
-    else this.trigger('again', 0);
+    if (this.#running) {
+      this.#again = true;
+      this.#againReason = 'again';
+    } else this.trigger('again', 0);
   }
 
   /** Runs one pass now, or once more after the one in progress. */
   run(reason: string): Promise<void> {
     if (this.#running) {
       this.#again = true;
+      this.#againReason = reason;
       return this.#running;
     }
     this.#running = (async () => {
       do {
+        if (this.#again) reason = this.#againReason ?? 'again';
         this.#again = false;
         if (this.#follow() && reason === 'tick') reason = 'switch';
         if (existsSync(join(this.#opts.repo, '.git', 'index.lock'))) {

@@ -6,6 +6,7 @@
  * git runs with the environment of this process plus sync.env's own variables (GIT_SSH_COMMAND, https_proxy,
  * GNUPGHOME…), never prompts (GIT_TERMINAL_PROMPT=0, no stdin), and every fetch is bounded by --timeout.
  */
+import { redactUrls } from '../base/redact.js';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -36,7 +37,7 @@ function git(args: string[], env: Readonly<Record<string, string>>, timeoutMs: n
 function why(r: Ran, url?: string): string {
   let text = r.stderr.trim().split('\n').filter(Boolean).slice(-3).join('; ') || (r.error ? r.error.message : `exit status ${r.status}`);
   if (url !== undefined && url !== redactUrl(url)) text = text.split(url).join(redactUrl(url));
-  return text.replace(/(\w+:\/\/)[^/@\s]+@/g, '$1');
+  return redactUrls(text);
 }
 
 /**

@@ -3,6 +3,7 @@
  * a git URL from a directory, and merging flags over the file over the defaults into one SyncOptions. Nothing here
  * touches the file system; src/cli/sync.ts reads the file and hands its text in.
  */
+import { redactUrl } from '../base/redact.js';
 import { posix } from 'node:path';
 import { GlowError } from '../base/errors.js';
 import { AGENT_DEFAULTS } from '../base/paths.js';
@@ -111,10 +112,8 @@ export function classifySource(text: string, cwd: string): SyncSource {
   return { kind: 'dir', path: posix.resolve(cwd, s) };
 }
 
-/** A URL without its `user:password@` (for messages and the state file). */
-export function redactUrl(url: string): string {
-  return url.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/@]*@/, '$1');
-}
+/** A URL without its `user:password@` (for messages and the state file): the one redactor of src/base. */
+export { redactUrl };
 
 /** How a source is shown: a directory by its path, a URL without credentials. */
 export function describeSource(s: SyncSource): string {

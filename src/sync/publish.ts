@@ -85,7 +85,7 @@ function listRevisions(layout: SyncLayout): string[] {
  * place whose link switch never happened (newer than the current one), and the temporary link beside the
  * repository. Only ever called under the lock.
  */
-export function cleanLeftovers(layout: SyncLayout, current: Current): string[] {
+export function cleanLeftovers(layout: SyncLayout, current: Current, lastSwitched?: string | null): string[] {
   const removed: string[] = [];
   const names = listRevisions(layout);
   for (const n of names) {
@@ -94,7 +94,7 @@ export function cleanLeftovers(layout: SyncLayout, current: Current): string[] {
       removed.push(n);
     }
   }
-  for (const n of orphans(names, current.name)) {
+  for (const n of orphans(names, current.name, lastSwitched)) {
     removeRevision(layout, n);
     removed.push(n);
   }

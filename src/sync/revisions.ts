@@ -52,15 +52,19 @@ export function isLeftover(name: string): boolean {
 }
 
 /**
- * Revisions newer than the current one: left by a run that was killed after it renamed its tree into place but
- * before it switched the link. They were never published; the next run removes them. (Without a current revision
- * of sync's, nothing is an orphan.)
+ * Revisions newer than the current one and than the last one sync switched to (its state file's): left by a run
+ * that was killed after it renamed its tree into place but before it switched the link. They were never
+ * published; the next run removes them. A revision newer than the link's target but once published (an operator
+ * pointed the link back at an older revision by hand) is not an orphan: it is pruned by publish order only.
+ * (Without a current revision of sync's, nothing is an orphan.)
  */
-export function orphans(names: readonly string[], current: string | undefined): string[] {
+export function orphans(names: readonly string[], current: string | undefined, lastSwitched?: string | null): string[] {
   const cur = current === undefined ? undefined : parseRevisionName(current);
   if (cur === undefined) return [];
+  const last = lastSwitched ? parseRevisionName(lastSwitched) : undefined;
+  const floor = Math.max(cur.seq, last?.seq ?? 0);
   return byPublishOrder(names)
-    .filter((r) => r.seq > cur.seq && r.name !== cur.name)
+    .filter((r) => r.seq > floor && r.name !== cur.name)
     .map((r) => r.name);
 }
 

@@ -72,7 +72,7 @@ export async function runSync(opts: SyncOptions, onWait: (holder: number | undef
   try {
     hold('locked');
     current = readCurrent(layout);
-    cleanLeftovers(layout, current);
+    cleanLeftovers(layout, current, readSyncStateQuietly(layout.state)?.revision);
     const out = await syncLocked(opts, layout, current, (s) => (staging = s));
     writeState(layout, opts, out, undefined);
     return out;
@@ -184,4 +184,13 @@ function writeState(layout: SyncLayout, opts: SyncOptions, out: SyncOutcome, err
     lastError: error !== undefined ? syncErrorOf(error, now) : (before?.lastError ?? null),
   };
   writeSyncState(layout.state, state);
+}
+
+/** The state file, or nothing when it is missing or unreadable (its own errors are reported where it is read). */
+function readSyncStateQuietly(path: string): ReturnType<typeof readSyncState> {
+  try {
+    return readSyncState(path);
+  } catch {
+    return undefined;
+  }
 }

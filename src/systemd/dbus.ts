@@ -60,6 +60,11 @@ export class Systemd {
    * the bus, and every later one, fails with GLOW_E_SYSTEMD_CONNECT instead of waiting for ever. */
   readonly #lost: Promise<never>;
 
+  /** Rejects (GLOW_E_SYSTEMD_CONNECT) when the bus is lost: glowd then exits, and systemd starts it again. */
+  get lost(): Promise<never> {
+    return this.#lost;
+  }
+
   private constructor(bus: MessageBus, address: string) {
     this.#bus = bus;
     let lose!: (e: unknown) => void;
@@ -213,7 +218,13 @@ export class Systemd {
     } else {
       this.#waiting.set(job, { resolve: resolveJob });
     }
-    const r = await result;
+    // A bus lost while the job runs never sends its JobRemoved: fail with the bus, do not wait for ever.
+    let r: JobResult;
+    try {
+      r = await Promise.race([result, this.#lost]);
+    } finally {
+      this.#waiting.delete(job);
+    }
     const state = await this.state(unit);
     const wantsRunning = method === 'StartUnit' || method === 'RestartUnit';
     if (r !== 'done' || (wantsRunning && state.activeState !== 'active' && state.activeState !== 'activating' && state.activeState !== 'reloading')) {

@@ -175,7 +175,7 @@ export class SystemdRuntime implements PassRuntime<Desired, ObservedNode, Step> 
     const { snapshot, plan } = ctx.applied;
     switch (step.kind) {
       case 'ensure-artifact': {
-        await ensureStepArtifact(snapshot, step, { stateDir: env.stateDir, repoDir: this.#opts.repo });
+        await ensureStepArtifact(snapshot, step, { stateDir: env.stateDir, repoDir: ctx.applied.dir });
         return;
       }
       case 'write-config':
@@ -310,8 +310,10 @@ export class SystemdRuntime implements PassRuntime<Desired, ObservedNode, Step> 
       this.#log.info({ unit, graceMs: plan.stopGraceMs }, 'no longer deployed: stopping after the grace period');
     }
     if (now < at) {
+      // One timer, for the earliest grace period that ends (several instances may be retiring).
+      const next = Math.min(...this.#retireAt.values());
       clearTimeout(this.#wake);
-      this.#wake = setTimeout(() => void this.#control.run('grace period over'), at - now + 10);
+      this.#wake = setTimeout(() => void this.#control.run('grace period over'), Math.max(0, next - now) + 10);
       return;
     }
     await this.#systemd.stop(unit);

@@ -46,12 +46,15 @@ command: [bin/server, "8080"]
 provides: [8080/http]
 health: { http: /, interval: 500ms, timeout: 400ms, rise: 1, fall: 2 }
 `;
+// A switch changes the client's env: a rolling restart, which waits for the client's health as the proxy judges it
+// (rise checks, interval apart); the client checks itself every 250ms, so a switch is applied well within 2 s.
 const CLIENT = (extra: string) => `image: web
 version: "1.0"
 runtime: exec
 command: [bin/server]
 requires: ["web:8080 -> ${PORT}"]
 env: { EXTRA: "${extra}" }
+health: { interval: 250ms }
 `;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

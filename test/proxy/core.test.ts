@@ -265,9 +265,12 @@ describe('http heads', () => {
     const r = parseResponseHead(b, 0, b.length);
     assert.deepEqual([r.status, r.contentLength, r.chunked, r.close], [200, 5, false, false]);
     assert.equal(withConnectionClose(b, r.connectionLines).toString('latin1'), 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\n');
-    const c = buf('HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n\r\n');
+    const c = buf('HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\n\r\n');
     const rc = parseResponseHead(c, 0, c.length);
     assert.deepEqual([rc.status, rc.contentLength, rc.chunked], [503, -1, true]);
+    // Both framings from an upstream: refused (502), not forwarded with a Content-Length a cache in front might trust.
+    const both = buf('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n\r\n');
+    assert.throws(() => parseResponseHead(both, 0, both.length), (e: unknown) => e instanceof HttpHeadError && e.status === 502);
     const ten = buf('HTTP/1.0 200 OK\r\n\r\n');
     assert.equal(parseResponseHead(ten, 0, ten.length).close, true);
     const junk = buf('HTTP/1.1 2x0 OK\r\n\r\n');

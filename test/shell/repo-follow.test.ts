@@ -42,7 +42,7 @@ function tree(root: string, name: string, files: Record<string, string>, commit 
   return dir;
 }
 
-/** The link switched in one rename, as src/shell/fs-atomic.ts symlinkAtomic does. */
+/** The link switched in one rename, as src/fs/atomic.ts symlinkAtomic does. */
 function point(repo: string, target: string): void {
   const tmp = `${repo}.tmp-link`;
   rmSync(tmp, { force: true });

@@ -130,6 +130,9 @@ describe('revisions', () => {
     assert.deepEqual(orphans(names, names[1]), [names[2]]);
     assert.deepEqual(orphans(names, names[2]), []);
     assert.deepEqual(orphans(names, undefined), []);
+    // The link pointed back by hand at an older revision: what sync switched to since is not an orphan.
+    assert.deepEqual(orphans(names, names[0], names[2]), []);
+    assert.deepEqual(orphans(names, names[0], names[1]), [names[2]]);
   });
 
   test('the layout follows --repo', () => {

@@ -3,6 +3,7 @@
  * `<base>/<image>/<version>.tar.gz`), or a directory — absolute, relative to the config repository, or a `file://`
  * URL — that holds `<image>/<version>.tar.gz` or, on developer boxes, an unpacked `<image>/<version>/`.
  */
+import { redactUrl } from '../../base/redact.js';
 import { stat } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -66,16 +67,5 @@ export async function findInDirectory(dir: string, req: SourceRequest): Promise<
   throw new GlowError('GLOW_E_ARTIFACT_MISSING', `artifact ${label(req)} is not in the artifact directory: neither ${tarball} nor ${tree}/ exists${where}`);
 }
 
-/** A URL fit for a log: no user name or password. */
-export function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.username || u.password) {
-      u.username = '***';
-      u.password = '';
-    }
-    return u.href;
-  } catch {
-    return url;
-  }
-}
+/** A URL fit for a log: no user name or password (the one redactor of src/base). */
+export const redact = redactUrl;
