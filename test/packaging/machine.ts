@@ -1,0 +1,268 @@
+/**
+ * Whole Debian machines for the package tests: a root of test/packaging/roots.sh (cached), booted by
+ * `systemd-nspawn -b` with the distribution's own systemd as PID 1. Unlike test/harness (the host's own /usr
+ * with private /etc and /var), a package can be installed, upgraded, removed and purged here, and the role applied.
+ *
+ *   const m = await bootMachine({ name: 'pkg', root: await root('trixie'), binds: [[debDir, '/debs']] });
+ *   await m.execOk(['dpkg', '-i', '/debs/glow_0.1.0_all.deb']);
+ *   await m.stop();
+ *
+ * How it is booted, and what the host keeps of it (nothing):
+ * - `--volatile=overlay`: a tmpfs over the cached root, so every boot starts from the pristine root and leaves it
+ *   as it was; `--private-network` (only lo: nothing binds the host's ports); `--register=no --keep-unit` (this
+ *   host has no systemd-machined; without them nspawn fails on the system bus); `--console=passive`.
+ * - cgroup v2 inside (SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1): the guest mounts no v1 hierarchy of its own (with v1
+ *   it creates kernel-wide net_cls, perf_event and hugetlb hierarchies). nspawn is started in a cgroup of its own
+ *   below this process's, in every hierarchy, so its payload/ and supervisor/ go there and are removed with it.
+ * - stop(): SIGKILL to the machine's PID 1 (the kernel ends the rest of its PID namespace), then the cgroups
+ *   deepest first and nspawn's empty directories under /run/systemd/nspawn (the host's /run is not a tmpfs).
+ * - Commands run inside with `nsenter` into the machine's namespaces, with a clean environment; files are written
+ *   through /proc/<pid>/root.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const ROOTS_SH = join(ROOT, 'test/packaging/roots.sh');
+
+export interface ExecResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** A cached root (or the nodejs .deb for Debian 12), built by roots.sh when missing. */
+export function root(what: 'trixie' | 'bookworm' | 'nodejs'): string {
+  const out = execFileSync('sh', [ROOTS_SH, what], { encoding: 'utf8', timeout: 1_900_000, stdio: ['ignore', 'pipe', 'inherit'] });
+  return out.trim().split('\n').pop()!;
+}
+
+export interface MachineOptions {
+  /** The machine's name and host name: [a-z][a-z0-9-]*, unique among this process's machines. */
+  name: string;
+  root: string;
+  /** Host paths bound read-only into the machine: [host, guest]. */
+  binds?: [string, string][];
+  bootTimeoutMs?: number;
+}
+
+const live = new Set<Machine>();
+process.on('exit', () => {
+  for (const m of live) m.kill();
+});
+
+/** This process's cgroup in each mounted hierarchy: [mount point, own path]. */
+function ownCgroups(): [string, string][] {
+  const lines = readFileSync('/proc/self/cgroup', 'utf8').trim().split('\n');
+  const out: [string, string][] = [];
+  for (const dir of readdirSync('/sys/fs/cgroup')) {
+    const mount = join('/sys/fs/cgroup', dir);
+    if (!existsSync(join(mount, 'cgroup.procs'))) continue;
+    const line = lines.find((l) => {
+      const [, ctl] = l.split(':');
+      if (dir === 'unified') return ctl === '';
+      return (ctl ?? '').split(',').some((c) => c === dir || c === `name=${dir}`);
+    });
+    if (line) out.push([mount, line.split(':').slice(2).join(':')]);
+  }
+  return out;
+}
+
+export class Machine {
+  readonly name: string;
+  readonly nspawn: ChildProcess;
+  readonly cgroups: string[];
+  leader = 0;
+  log = '';
+  #stopped: Promise<void> | undefined;
+
+  constructor(name: string, nspawn: ChildProcess, cgroups: string[]) {
+    this.name = name;
+    this.nspawn = nspawn;
+    this.cgroups = cgroups;
+    nspawn.stdout?.on('data', (d: Buffer) => (this.log = (this.log + d.toString()).slice(-20_000)));
+    nspawn.stderr?.on('data', (d: Buffer) => (this.log = (this.log + d.toString()).slice(-20_000)));
+  }
+
+  /** The machine's file system, as the host sees it. */
+  path(p: string): string {
+    return join(`/proc/${this.leader}/root`, p);
+  }
+
+  writeFile(p: string, content: string | Uint8Array, mode = 0o644): void {
+    mkdirSync(dirname(this.path(p)), { recursive: true });
+    writeFileSync(this.path(p), content, { mode });
+  }
+
+  readFile(p: string): string {
+    return readFileSync(this.path(p), 'utf8');
+  }
+
+  exists(p: string): boolean {
+    return existsSync(this.path(p));
+  }
+
+  /** The argv that runs `argv` inside the machine. */
+  enter(argv: readonly string[], env: Record<string, string> = {}): string[] {
+    const clean = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8', HOME: '/root', SYSTEMD_PAGER: '', SYSTEMD_COLORS: '0', DEBIAN_FRONTEND: 'noninteractive', ...env };
+    return ['nsenter', '-t', String(this.leader), '-m', '-u', '-i', '-n', '-p', '-C', '--wd=/', '--', 'env', '-i', ...Object.entries(clean).map(([k, v]) => `${k}=${v}`), ...argv];
+  }
+
+  exec(argv: readonly string[], opts: { timeoutMs?: number; input?: string; env?: Record<string, string> } = {}): Promise<ExecResult> {
+    const [cmd, ...args] = this.enter(argv, opts.env);
+    return new Promise((resolve, reject) => {
+      const p = spawn(cmd!, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+      let stdout = '';
+      let stderr = '';
+      p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const timer = setTimeout(() => {
+        try {
+          process.kill(-p.pid!, 'SIGKILL');
+        } catch {
+          // gone
+        }
+        reject(new Error(`${argv.join(' ')}: timed out after ${opts.timeoutMs ?? 120_000} ms\n${stdout}\n${stderr}`));
+      }, opts.timeoutMs ?? 120_000);
+      p.on('error', reject);
+      p.on('close', (code) => {
+        clearTimeout(timer);
+        resolve({ code: code ?? -1, stdout, stderr });
+      });
+      p.stdin.end(opts.input ?? '');
+    });
+  }
+
+  async execOk(argv: readonly string[], opts: { timeoutMs?: number; input?: string; env?: Record<string, string> } = {}): Promise<ExecResult> {
+    const r = await this.exec(argv, opts);
+    if (r.code !== 0) throw new Error(`${argv.join(' ')} exited ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
+    return r;
+  }
+
+  sh(script: string, opts: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<ExecResult> {
+    return this.execOk(['sh', '-ec', script], opts);
+  }
+
+  /** A long-running command inside the machine; its process group is killed by stop(). */
+  spawn(argv: readonly string[]): ChildProcess {
+    const [cmd, ...args] = this.enter(argv);
+    return spawn(cmd!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  }
+
+  /** Polls `check` until it returns a value (not undefined), bounded. */
+  async until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 60_000, everyMs = 250): Promise<T> {
+    const end = Date.now() + timeoutMs;
+    let last: unknown;
+    for (;;) {
+      try {
+        const v = await check();
+        if (v !== undefined) return v;
+      } catch (e) {
+        last = e;
+      }
+      if (Date.now() > end) throw new Error(`${this.name}: timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+      await new Promise((r) => setTimeout(r, everyMs));
+    }
+  }
+
+  kill(): void {
+    for (const pid of [this.leader, this.nspawn.pid]) {
+      try {
+        if (pid) process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  }
+
+  stop(): Promise<void> {
+    this.#stopped ??= (async () => {
+      const exited = this.nspawn.exitCode !== null || this.nspawn.signalCode !== null ? Promise.resolve() : new Promise((r) => this.nspawn.once('exit', r));
+      if (this.leader) {
+        try {
+          process.kill(this.leader, 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+      if (this.nspawn.exitCode === null && this.nspawn.signalCode === null) {
+        this.nspawn.kill('SIGKILL');
+        await exited;
+      }
+      for (let i = 0; i < 50; i++) {
+        if (this.cgroups.every((c) => removeTree(c))) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      for (const d of [`/run/systemd/nspawn/propagate/${this.name}`, '/run/systemd/nspawn/propagate', '/run/systemd/nspawn/locks', '/run/systemd/nspawn']) {
+        try {
+          rmdirSync(d);
+        } catch {
+          // not empty (another machine), or gone
+        }
+      }
+      live.delete(this);
+    })();
+    return this.#stopped;
+  }
+}
+
+/** Removes a cgroup directory and its children, deepest first; true when it is gone. */
+function removeTree(dir: string): boolean {
+  if (!existsSync(dir)) return true;
+  for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) removeTree(join(dir, e.name));
+  try {
+    rmdirSync(dir);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function bootMachine(o: MachineOptions): Promise<Machine> {
+  if (!/^[a-z][a-z0-9-]{0,40}$/.test(o.name)) throw new Error(`bad machine name ${o.name}`);
+  const group = `glow-test-${o.name}-${process.pid}`;
+  const cgroups = ownCgroups().map(([mount, own]) => join(mount, own, group));
+  for (const c of cgroups) mkdirSync(c, { recursive: true });
+  const nspawnArgs = [
+    '-q', '-b', '-D', o.root, '--register=no', '--keep-unit', '--private-network', '--volatile=overlay', '--console=passive',
+    `--machine=${o.name}`, `--hostname=${o.name}`,
+    ...(o.binds ?? []).map(([h, g]) => `--bind-ro=${h}:${g}`),
+  ];
+  // The shell puts itself (and so nspawn, which it becomes) into the machine's own cgroups first.
+  const script = 'for f in "$@"; do case $f in --) shift; break ;; esac; echo $$ > "$f/cgroup.procs"; shift; done; exec systemd-nspawn "$@"';
+  const nspawn = spawn('sh', ['-c', script, 'sh', ...cgroups, '--', ...nspawnArgs], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', SYSTEMD_NSPAWN_UNIFIED_HIERARCHY: '1' },
+  });
+  const m = new Machine(o.name, nspawn, cgroups);
+  live.add(m);
+  try {
+    const t0 = Date.now();
+    const timeout = o.bootTimeoutMs ?? 60_000;
+    // PID 1 of the machine: nspawn's child that runs systemd.
+    m.leader = await m.until('systemd to start', async () => {
+      if (nspawn.exitCode !== null) throw new Error(`systemd-nspawn exited ${nspawn.exitCode}: ${m.log}`);
+      const children = readFileSync(`/proc/${nspawn.pid}/task/${nspawn.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+      return children.find((c) => {
+        try {
+          return readFileSync(`/proc/${c}/comm`, 'utf8').trim() === 'systemd';
+        } catch {
+          return false;
+        }
+      });
+    }, timeout, 20);
+    const state = await m.exec(['systemctl', 'is-system-running', '--wait'], { timeoutMs: Math.max(1000, timeout - (Date.now() - t0)) });
+    if (state.stdout.trim() !== 'running') {
+      const failed = await m.exec(['systemctl', '--failed', '--no-legend']);
+      throw new Error(`${o.name} booted ${state.stdout.trim() || state.stderr.trim()}; failed units:\n${failed.stdout}\n${m.log}`);
+    }
+    return m;
+  } catch (e) {
+    await m.stop();
+    throw e;
+  }
+}
