@@ -13,7 +13,8 @@
  *   host has no systemd-machined; without them nspawn fails on the system bus); `--console=passive`.
  * - cgroup v2 inside (SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1): the guest mounts no v1 hierarchy of its own (with v1
  *   it creates kernel-wide net_cls, perf_event and hugetlb hierarchies). nspawn is started in a cgroup of its own
- *   below this process's, in every hierarchy, so its payload/ and supervisor/ go there and are removed with it.
+ *   below this process's in the name=systemd and unified hierarchies, so its payload/ and supervisor/ go there
+ *   (not to the roots) and are removed with it.
  * - stop(): SIGKILL to the machine's PID 1 (the kernel ends the rest of its PID namespace), then the cgroups
  *   deepest first and nspawn's empty directories under /run/systemd/nspawn (the host's /run is not a tmpfs).
  * - Commands run inside with `nsenter` into the machine's namespaces, with a clean environment; files are written
@@ -54,11 +55,12 @@ process.on('exit', () => {
   for (const m of live) m.kill();
 });
 
-/** This process's cgroup in each mounted hierarchy: [mount point, own path]. */
+/** This process's cgroup in the name=systemd and unified hierarchies: [mount point, own path]. */
 function ownCgroups(): [string, string][] {
   const lines = readFileSync('/proc/self/cgroup', 'utf8').trim().split('\n');
   const out: [string, string][] = [];
-  for (const dir of readdirSync('/sys/fs/cgroup')) {
+  // Only the hierarchies nspawn writes to (v1 cpuset, for one, would need cpus and mems before a process can join).
+  for (const dir of ['systemd', 'unified']) {
     const mount = join('/sys/fs/cgroup', dir);
     if (!existsSync(join(mount, 'cgroup.procs'))) continue;
     const line = lines.find((l) => {
@@ -255,6 +257,8 @@ export async function bootMachine(o: MachineOptions): Promise<Machine> {
         }
       });
     }, timeout, 20);
+    // systemctl can talk to it once its private socket exists.
+    await m.until('systemd\'s private socket', async () => (existsSync(m.path('/run/systemd/private')) ? true : undefined), timeout, 20);
     const state = await m.exec(['systemctl', 'is-system-running', '--wait'], { timeoutMs: Math.max(1000, timeout - (Date.now() - t0)) });
     if (state.stdout.trim() !== 'running') {
       const failed = await m.exec(['systemctl', '--failed', '--no-legend']);

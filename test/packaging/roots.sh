@@ -5,7 +5,9 @@
 #
 #   sh test/packaging/roots.sh trixie     Debian 13 minbase + systemd, dbus, git, and Debian's nodejs 20.19
 #   sh test/packaging/roots.sh bookworm   Debian 12 minbase + systemd, dbus, git, python3-apt and ansible-core
-#                                          (for the role); no Node.js: Debian 12's is 18
+#                                          (for the role; python3-cffi-backend by name: debootstrap does not
+#                                          resolve the virtual package python3-cryptography needs); no Node.js:
+#                                          Debian 12's is 18
 #   sh test/packaging/roots.sh nodejs     a nodejs .deb for Debian 12 roots: this machine's /usr/bin/node (>= 20.19)
 #
 # A root's name carries the hash of this file, so a changed recipe builds a new root (the old ones are removed).
@@ -36,6 +38,7 @@ root_of() { # suite packages
     echo "test/packaging/roots.sh: debootstrap $suite into $dir (once; cached)" >&2
     if ! timeout 900 debootstrap --variant=minbase --cache-dir="$cache/debs-$suite" --include="$2" "$suite" "$tmp" "$mirror" \
         >"$cache/debootstrap-$suite.log" 2>&1; then
+        cp "$tmp/debootstrap/debootstrap.log" "$cache/debootstrap-$suite.inner.log" 2>/dev/null || true
         tail -n 20 "$cache/debootstrap-$suite.log" >&2
         rm -rf "$tmp"
         echo "test/packaging/roots.sh: debootstrap $suite failed (log: $cache/debootstrap-$suite.log)" >&2
@@ -57,7 +60,7 @@ case $what in
         root_of trixie systemd-sysv,dbus,nodejs,git,ca-certificates
         ;;
     bookworm)
-        root_of bookworm systemd-sysv,dbus,git,ca-certificates,python3,python3-apt,ansible-core
+        root_of bookworm systemd-sysv,dbus,git,ca-certificates,python3,python3-apt,python3-cffi-backend,ansible-core
         ;;
     nodejs)
         version=$(dpkg-query -W -f='${Version}' nodejs 2>/dev/null || true)
