@@ -110,13 +110,13 @@ export class Machine {
   /** The argv that runs `argv` inside the machine. */
   enter(argv: readonly string[], env: Record<string, string> = {}): string[] {
     const clean = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8', HOME: '/root', SYSTEMD_PAGER: '', SYSTEMD_COLORS: '0', DEBIAN_FRONTEND: 'noninteractive', ...env };
-    return ['nsenter', '-t', String(this.leader), '-m', '-u', '-i', '-n', '-p', '-C', '--wd=/', '--', 'env', '-i', ...Object.entries(clean).map(([k, v]) => `${k}=${v}`), ...argv];
+    return ['nsenter', '-t', String(this.leader), '-m', '-u', '-i', '-n', '-p', '-C', '--', 'env', '-i', '--chdir=/', ...Object.entries(clean).map(([k, v]) => `${k}=${v}`), ...argv];
   }
 
   exec(argv: readonly string[], opts: { timeoutMs?: number; input?: string; env?: Record<string, string> } = {}): Promise<ExecResult> {
     const [cmd, ...args] = this.enter(argv, opts.env);
     return new Promise((resolve, reject) => {
-      const p = spawn(cmd!, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+      const p = spawn(cmd!, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true, cwd: '/' });
       let stdout = '';
       let stderr = '';
       p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -151,7 +151,7 @@ export class Machine {
   /** A long-running command inside the machine; its process group is killed by stop(). */
   spawn(argv: readonly string[]): ChildProcess {
     const [cmd, ...args] = this.enter(argv);
-    return spawn(cmd!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    return spawn(cmd!, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: '/' });
   }
 
   /** Polls `check` until it returns a value (not undefined), bounded. */
