@@ -25,11 +25,9 @@ cp package.json package-lock.json debian/prod/
 mv debian/prod/node_modules "$dest/node_modules"
 rm -rf debian/prod "$dest/node_modules/.package-lock.json" "$dest/node_modules/.bin"
 # Each module's own tests, docs, examples and benchmarks: top-level directories only (yaml's dist/doc/ is code).
-find "$dest/node_modules" -type d -regextype posix-extended -regex '.*/node_modules/(@[^/]+/)?[^/@][^/]*' | while read -r m; do
-    for d in test tests __tests__ docs doc example examples benchmark benchmarks bench .github .husky coverage .nyc_output; do
-        rm -rf "${m:?}/$d"
-    done
-done
+find "$dest/node_modules" -mindepth 2 -maxdepth 3 -type d -regextype posix-extended \
+    -regex '.*/node_modules/(@[^/]+/)?[^/@][^/]*/(test|tests|__tests__|docs?|examples?|benchmarks?|bench|\.github|\.husky|coverage|\.nyc_output)' \
+    -prune -exec rm -rf {} +
 find "$dest/node_modules" -type f \( -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' -o -name '*.map' \
     -o -name '*.ts' -o -name '*.mts' -o -name '*.cts' -o -name '*.tsbuildinfo' -o -name 'tsconfig*.json' \
     -o -name '*.html' -o -name '*.htm' -o -name '*.markdown' -o -name '.*' -o -name 'Makefile' \
