@@ -15,6 +15,8 @@
  *   it creates kernel-wide net_cls, perf_event and hugetlb hierarchies). nspawn is started in a cgroup of its own
  *   below this process's in the name=systemd and unified hierarchies, so its payload/ and supervisor/ go there
  *   (not to the roots) and are removed with it.
+ * - nspawn runs under `setpriv --pdeathsig KILL`: if this process dies, nspawn dies and takes the machine with it;
+ *   the next boot removes cgroups that such a process left.
  * - stop(): SIGKILL to the machine's PID 1 (the kernel ends the rest of its PID namespace), then the cgroups
  *   deepest first and nspawn's empty directories under /run/systemd/nspawn (the host's /run is not a tmpfs).
  * - Commands run inside with `nsenter` into the machine's namespaces, with a clean environment; files are written
@@ -227,7 +229,15 @@ function removeTree(dir: string): boolean {
 export async function bootMachine(o: MachineOptions): Promise<Machine> {
   if (!/^[a-z][a-z0-9-]{0,40}$/.test(o.name)) throw new Error(`bad machine name ${o.name}`);
   const group = `glow-test-${o.name}-${process.pid}`;
-  const cgroups = ownCgroups().map(([mount, own]) => join(mount, own, group));
+  const own = ownCgroups();
+  // The cgroups of machines whose test process died (SIGKILL) without removing them.
+  for (const [mount, path] of own) {
+    for (const d of existsSync(join(mount, path)) ? readdirSync(join(mount, path)) : []) {
+      const m = /^glow-test-.*-(\d+)$/.exec(d);
+      if (m && !existsSync(`/proc/${m[1]}`)) removeTree(join(mount, path, d));
+    }
+  }
+  const cgroups = own.map(([mount, path]) => join(mount, path, group));
   for (const c of cgroups) mkdirSync(c, { recursive: true });
   const nspawnArgs = [
     '-q', '-b', '-D', o.root, '--register=no', '--keep-unit', '--private-network', '--volatile=overlay', '--console=passive',
@@ -236,7 +246,8 @@ export async function bootMachine(o: MachineOptions): Promise<Machine> {
   ];
   // The shell puts itself (and so nspawn, which it becomes) into the machine's own cgroups first.
   const script = 'for f in "$@"; do case $f in --) shift; break ;; esac; echo $$ > "$f/cgroup.procs"; shift; done; exec systemd-nspawn "$@"';
-  const nspawn = spawn('sh', ['-c', script, 'sh', ...cgroups, '--', ...nspawnArgs], {
+  // setpriv: nspawn is killed when this process dies (it then kills the machine), even by SIGKILL.
+  const nspawn = spawn('setpriv', ['--pdeathsig', 'KILL', '--', 'sh', '-c', script, 'sh', ...cgroups, '--', ...nspawnArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', SYSTEMD_NSPAWN_UNIFIED_HIERARCHY: '1' },
   });
