@@ -15,8 +15,8 @@
  *   it creates kernel-wide net_cls, perf_event and hugetlb hierarchies). nspawn is started in a cgroup of its own
  *   below this process's in the name=systemd and unified hierarchies, so its payload/ and supervisor/ go there
  *   (not to the roots) and are removed with it.
- * - nspawn runs under `setpriv --pdeathsig KILL`: if this process dies, nspawn dies and takes the machine with it;
- *   the next boot removes cgroups that such a process left.
+ * - nspawn runs as PID 1 of a PID namespace of its own, under `setpriv --pdeathsig KILL unshare --kill-child`: if
+ *   this process dies, the kernel kills nspawn and the machine; the next boot removes what such a run left.
  * - stop(): SIGKILL to the machine's PID 1 (the kernel ends the rest of its PID namespace), then the cgroups
  *   deepest first and nspawn's empty directories under /run/systemd/nspawn (the host's /run is not a tmpfs).
  * - Commands run inside with `nsenter` into the machine's namespaces, with a clean environment; files are written
@@ -24,7 +24,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -83,8 +83,11 @@ export class Machine {
   log = '';
   #stopped: Promise<void> | undefined;
 
-  constructor(name: string, nspawn: ChildProcess, cgroups: string[]) {
+  readonly root: string;
+
+  constructor(name: string, root: string, nspawn: ChildProcess, cgroups: string[]) {
     this.name = name;
+    this.root = root;
     this.nspawn = nspawn;
     this.cgroups = cgroups;
     nspawn.stdout?.on('data', (d: Buffer) => (this.log = (this.log + d.toString()).slice(-20_000)));
@@ -201,7 +204,8 @@ export class Machine {
         if (this.cgroups.every((c) => removeTree(c))) break;
         await new Promise((r) => setTimeout(r, 100));
       }
-      for (const d of [`/run/systemd/nspawn/propagate/${this.name}`, '/run/systemd/nspawn/propagate', '/run/systemd/nspawn/locks', '/run/systemd/nspawn']) {
+      removeNspawnLeftovers(this.name, this.root);
+      for (const d of ['/run/systemd/nspawn/propagate', '/run/systemd/nspawn/locks', '/run/systemd/nspawn']) {
         try {
           rmdirSync(d);
         } catch {
@@ -211,6 +215,33 @@ export class Machine {
       live.delete(this);
     })();
     return this.#stopped;
+  }
+}
+
+function children(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+function comm(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** What nspawn leaves in the host's /run when it is killed: its propagation directory and the root's lock file. */
+function removeNspawnLeftovers(name: string, root: string): void {
+  rmSync(`/run/systemd/nspawn/propagate/${name}`, { recursive: true, force: true });
+  try {
+    const st = statSync(root);
+    rmSync(`/run/systemd/nspawn/locks/inode-${st.dev}:${st.ino}`, { force: true });
+  } catch {
+    // no root
   }
 }
 
@@ -238,6 +269,7 @@ export async function bootMachine(o: MachineOptions): Promise<Machine> {
     }
   }
   const cgroups = own.map(([mount, path]) => join(mount, path, group));
+  removeNspawnLeftovers(o.name, o.root);
   for (const c of cgroups) mkdirSync(c, { recursive: true });
   const nspawnArgs = [
     '-q', '-b', '-D', o.root, '--register=no', '--keep-unit', '--private-network', '--volatile=overlay', '--console=passive',
@@ -246,27 +278,29 @@ export async function bootMachine(o: MachineOptions): Promise<Machine> {
   ];
   // The shell puts itself (and so nspawn, which it becomes) into the machine's own cgroups first.
   const script = 'for f in "$@"; do case $f in --) shift; break ;; esac; echo $$ > "$f/cgroup.procs"; shift; done; exec systemd-nspawn "$@"';
-  // setpriv: nspawn is killed when this process dies (it then kills the machine), even by SIGKILL.
-  const nspawn = spawn('setpriv', ['--pdeathsig', 'KILL', '--', 'sh', '-c', script, 'sh', ...cgroups, '--', ...nspawnArgs], {
+  // nspawn is PID 1 of a PID namespace of its own (unshare), which the kernel empties — the machine's nested one
+  // included — when unshare kills it: when this process dies, even by SIGKILL (setpriv --pdeathsig). nspawn alone
+  // would leave the machine running (its PID 1 survives nspawn).
+  const nspawn = spawn('setpriv', ['--pdeathsig', 'KILL', '--', 'unshare', '--pid', '--fork', '--kill-child=SIGKILL', '--', 'sh', '-c', script, 'sh', ...cgroups, '--', ...nspawnArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', SYSTEMD_NSPAWN_UNIFIED_HIERARCHY: '1' },
   });
-  const m = new Machine(o.name, nspawn, cgroups);
+  const m = new Machine(o.name, o.root, nspawn, cgroups);
   live.add(m);
   try {
     const t0 = Date.now();
     const timeout = o.bootTimeoutMs ?? 60_000;
-    // PID 1 of the machine: nspawn's child that runs systemd.
+    // PID 1 of the machine: the systemd below unshare and nspawn.
     m.leader = await m.until('systemd to start', async () => {
       if (nspawn.exitCode !== null) throw new Error(`systemd-nspawn exited ${nspawn.exitCode}: ${m.log}`);
-      const children = readFileSync(`/proc/${nspawn.pid}/task/${nspawn.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-      return children.find((c) => {
-        try {
-          return readFileSync(`/proc/${c}/comm`, 'utf8').trim() === 'systemd';
-        } catch {
-          return false;
-        }
-      });
+      let level = [nspawn.pid!];
+      for (let depth = 0; depth < 4; depth++) {
+        const next = level.flatMap((p) => children(p));
+        const found = next.find((c) => comm(c) === 'systemd');
+        if (found) return found;
+        level = next;
+      }
+      return undefined;
     }, timeout, 20);
     // systemctl can talk to it once its private socket exists.
     await m.until('systemd\'s private socket', async () => (existsSync(m.path('/run/systemd/private')) ? true : undefined), timeout, 20);
