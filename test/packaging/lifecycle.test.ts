@@ -91,8 +91,9 @@ for (const distro of ['trixie', 'bookworm'] as const) {
       const loop = await startLoop(m, LISTENERS);
       await new Promise((r) => setTimeout(r, 1000));
       const t0 = Date.now();
-      await m.execOk(['dpkg', '-i', debs.b]);
+      const upgrade = await m.execOk(['dpkg', '-i', debs.b]);
       const upgradeMs = Date.now() - t0;
+      assert.match(upgrade.stdout, /glow-proxy\.service keeps the code it started with until it restarts/);
       // The new glowd's first pass: it compares the node with the repository (nothing to do) while the loop runs.
       const glowd = await mainPids(m, ['glowd.service']);
       await m.until('the new glowd to finish its first pass', async () => {
