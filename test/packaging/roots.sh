@@ -23,7 +23,18 @@ mkdir -p "$cache"
 exec 9>"$cache/lock"
 flock -w 1800 9
 
-mirror=http://deb.debian.org/debian
+# The Debian mirror of this machine's apt sources (GLOW_TEST_MIRROR to choose another).
+mirror=${GLOW_TEST_MIRROR:-}
+if [ -z "$mirror" ]; then
+    mirror=$(sed -n 's/^URIs:[[:space:]]*\([^[:space:]]*\/debian\)\/*$/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n 1)
+fi
+if [ -z "$mirror" ]; then
+    mirror=$(awk '$1 == "deb" && $2 ~ /\/debian\/?$/ { print $2; exit }' /etc/apt/sources.list 2>/dev/null)
+fi
+if [ -z "$mirror" ]; then
+    echo "test/packaging/roots.sh: no Debian mirror in this machine's apt sources; set GLOW_TEST_MIRROR" >&2
+    exit 1
+fi
 
 root_of() { # suite packages
     suite=$1
