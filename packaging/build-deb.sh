@@ -1,0 +1,59 @@
+#!/bin/sh
+# npm run package [-- --version V] [--out DIR]: builds glow_<version>_all.deb from a clean export of the
+# repository (the tracked files as they are in the work tree, uncommitted changes included; nothing untracked, no
+# node_modules, no dist) with debhelper, and prints its path as the last line.
+#   --version V   the package's version (default: package.json's, with "-" as "~")
+#   --out DIR     where the .deb goes (default dist/package)
+# Needs the Debian packages debhelper, dpkg-dev and nodejs >= 20.19 (packaging/test-packages.txt), and npm's
+# registry or its cache for `npm ci`.
+set -eu
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+version=""
+out="dist/package"
+while [ $# -gt 0 ]; do
+    case $1 in
+        --version) version=${2:?--version needs a value}; shift 2 ;;
+        --out) out=${2:?--out needs a value}; shift 2 ;;
+        *) echo "packaging/build-deb.sh: unknown argument $1 (takes --version V, --out DIR)" >&2; exit 2 ;;
+    esac
+done
+[ -n "$version" ] || version=$(node -p 'require("./package.json").version.replace(/-/g, "~")')
+if ! printf '%s\n' "$version" | grep -Eq '^[0-9][A-Za-z0-9.+~]*$'; then
+    echo "packaging/build-deb.sh: $version is not a version of a native Debian package (digits first; letters, digits, . + ~)" >&2
+    exit 2
+fi
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/glow-package.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+src="$work/glow-$version"
+mkdir "$src"
+
+# The export: a commit object of the work tree's tracked files (HEAD itself when nothing changed), archived. The
+# build never sees the work tree, so debhelper's clean (which deletes files ending in ~) cannot touch it.
+tree=$(git -c user.name=glow -c user.email=glow@localhost stash create 2>/dev/null || true)
+git archive --format=tar "${tree:-HEAD}" | tar -x -C "$src"
+cp -R "$src/packaging/debian" "$src/debian"
+date=$(git log -1 --format=%cD HEAD)
+cat > "$src/debian/changelog" <<CHANGELOG
+glow ($version) unstable; urgency=medium
+
+  * Glow $version, built from the repository; CHANGELOG.md says what changed.
+
+ -- Glow developers <glow@example.org>  $date
+CHANGELOG
+
+log="$out/glow_${version}_all.build.log"
+echo "packaging/build-deb.sh: building glow $version in $src (log: $log)" >&2
+# The build dependencies of debian/control, without the compilers of build-essential (nothing is compiled).
+if ! (cd "$src" && dpkg-checkbuilddeps -I) >"$log" 2>&1 || ! (cd "$src" && dpkg-buildpackage -b -d -us -uc) >>"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    echo "packaging/build-deb.sh: the build failed; the whole log is $log" >&2
+    exit 1
+fi
+deb="$out/glow_${version}_all.deb"
+mv "$work/glow_${version}_all.deb" "$deb"
+echo "$deb"
