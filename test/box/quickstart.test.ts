@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import type { DevEnvironment } from '../../src/cli/dev.js';
 import type { DevBoxStatus } from '../../src/box/devbox.js';
 import { groupAlive, killGroup } from '../../src/box/supervisor.js';
+import { sleep, until } from './fixture.js';
 import { machineLock } from './machine-lock.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -40,22 +41,6 @@ const env = {
 const groups = new Set<number>();
 const children = new Set<ChildProcess>();
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, f: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await f();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
-    await sleep(100);
-  }
-}
 
 function portTaken(port: number): Promise<boolean> {
   return new Promise((resolve) => {

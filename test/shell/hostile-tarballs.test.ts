@@ -6,26 +6,18 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { GlowError } from '../../src/base/errors.js';
 import { ensureArtifact } from '../../src/shell/artifacts/ensure.js';
 import { MAX_ENTRIES } from '../../src/shell/artifacts/limits.js';
 import { unpackTarball } from '../../src/shell/artifacts/unpack.js';
 import type { RawMember } from './tar-builder.js';
-import { pax, tarBytes, tarGz } from './tar-builder.js';
+import { pax, scratch, tarBytes, tarGz } from './tar-builder.js';
 
 const T = { timeout: 30_000 };
-const work = mkdtempSync(join(tmpdir(), 'glow-hostile-'));
-after(() => rmSync(work, { recursive: true, force: true }));
-let counter = 0;
-const fresh = (name: string) => {
-  const d = join(work, `${name}-${++counter}`);
-  mkdirSync(d, { recursive: true });
-  return d;
-};
+const fresh = scratch('glow-hostile-');
 
 /** A directory source holding `bytes` as acme/worker 1.0.0. */
 function storeWith(bytes: Buffer): { store: string; tarball: string } {

@@ -4,6 +4,10 @@
  * member is a real ustar header (what GNU tar and bsdtar read), the archive ends with two zero blocks, and the
  * whole is gzip-compressed as a .tar.gz is.
  */
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after } from 'node:test';
 import { gzipSync } from 'node:zlib';
 
 export interface RawMember {
@@ -82,4 +86,16 @@ export function pax(records: Record<string, string>): RawMember {
     body += `${len}${rest}`;
   }
   return { name: 'PaxHeaders/x', type: 'x', body };
+}
+
+/** A scratch directory for one test file, removed after it, and fresh subdirectories of it. */
+export function scratch(prefix: string): (name: string) => string {
+  const work = mkdtempSync(join(tmpdir(), prefix));
+  after(() => rmSync(work, { recursive: true, force: true }));
+  let counter = 0;
+  return (name: string) => {
+    const d = join(work, `${name}-${++counter}`);
+    mkdirSync(d, { recursive: true });
+    return d;
+  };
 }
