@@ -5,6 +5,7 @@
  * a TCP connect to `health.port` or to each provided tcp/http port, on 127.0.0.1. An app that provides no such port
  * is healthy once systemd says it is active.
  */
+import { DEFAULTS } from '../config/model.js';
 import type { PlannedInstance } from '../plan/node-plan.js';
 import { probe } from '../proxy/health-probe.js';
 
@@ -18,7 +19,7 @@ export async function httpCheck(port: number, path: string, timeoutMs: number, h
 
 /** One check of an instance, as configured. */
 export async function checkInstance(inst: PlannedInstance): Promise<boolean> {
-  const timeout = inst.health?.timeoutMs ?? 1000;
+  const timeout = inst.health?.timeoutMs ?? DEFAULTS.health.timeoutMs;
   const ports = inst.provides.filter((p) => p.protocol !== 'udp').map((p) => p.port);
   if (inst.health?.http !== undefined) {
     const port = inst.health.port ?? ports[0];

@@ -26,6 +26,8 @@ export class MetricsEndpoint {
     this.#status = status;
   }
 
+  #binding: Promise<unknown> = Promise.resolve();
+
   /** Where it listens now; undefined before the first bind and after a failed one. */
   get listen(): string | undefined {
     return this.#listen;
@@ -33,7 +35,18 @@ export class MetricsEndpoint {
 
   /** Listens on `listen` (`host:port`) in place of the address before; false when it listens there already.
    * Throws the listen error (EADDRINUSE, EACCES, …); it then listens nowhere. */
-  async bind(listen: string): Promise<boolean> {
+  bind(listen: string): Promise<boolean> {
+    // One bind at a time: two passes that move the endpoint in quick succession must not interleave (the later
+    // one's server would be overwritten by the earlier one's and leak).
+    const next = this.#binding.then(
+      () => this.#bind(listen),
+      () => this.#bind(listen),
+    );
+    this.#binding = next.catch(() => undefined);
+    return next;
+  }
+
+  async #bind(listen: string): Promise<boolean> {
     if (listen === this.#listen) return false;
     await this.#closeServer();
     this.#listen = undefined;

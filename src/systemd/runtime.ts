@@ -5,6 +5,7 @@
  * D-Bus, rolling restarts that wait for health, retirements after the grace period. What glowd says goes to its
  * log (pino).
  */
+import { DEFAULTS } from '../config/model.js';
 import { containerName, instanceUnit, parseInstanceUnit, parseTemplate, PROXY_UNIT, templateName } from '../base/names.js';
 import { routesFile } from '../base/paths.js';
 import type { NodePaths } from '../base/paths.js';
@@ -270,8 +271,8 @@ export class SystemdRuntime implements PassRuntime<Desired, ObservedNode, Step> 
    */
   async #waitHealthy(unit: string, inst: PlannedInstance, ctx: Ctx): Promise<boolean> {
     const deadline = Date.now() + this.#opts.healthTimeoutMs;
-    const rise = inst.health?.rise ?? 2;
-    const intervalMs = inst.health?.intervalMs ?? 2000;
+    const rise = inst.health?.rise ?? DEFAULTS.health.rise;
+    const intervalMs = inst.health?.intervalMs ?? DEFAULTS.health.intervalMs;
     let passed = 0;
     let pid = 0;
     while (Date.now() < deadline && !ctx.stopped) {

@@ -63,4 +63,20 @@ describe('the metrics endpoint', () => {
       await new Promise((r) => taken.close(r));
     }
   });
+
+  test('binds asked at once are carried out in order: the last address is the one that listens, nothing leaks', { timeout: 10_000 }, async () => {
+    const endpoint = new MetricsEndpoint(async () => ({ contentType: 'text/plain', text: 'x\n' }));
+    const [a, b, c] = await Promise.all([freePort(), freePort(), freePort()]).then((ps) => ps.map((p) => `127.0.0.1:${p}`));
+    try {
+      // Not awaited one by one: as two passes that move metrics.listen in quick succession would ask.
+      await Promise.all([endpoint.bind(a!), endpoint.bind(b!), endpoint.bind(c!)]);
+      assert.equal(endpoint.listen, c);
+      assert.equal(await get(a!), 'refused');
+      assert.equal(await get(b!), 'refused');
+      assert.notEqual(await get(c!), 'refused');
+    } finally {
+      endpoint.close();
+    }
+    for (const x of [a, b, c]) assert.equal(await get(x!), 'refused', `${x} closed after close()`);
+  });
 });
