@@ -62,6 +62,7 @@ export const PROXY_CODES = {
   GLOW_E_PROXY_HTTP_HEAD: 'an HTTP request or response head is malformed or too large (answered 400, 431 or 502)',
   GLOW_E_PROXY_TLS: "an exposure's certificate or key on the node cannot be read or used; the previous pair, if any, serves",
   GLOW_E_PROXY_GROUP: 'the group that may read delivered TLS keys does not exist and cannot be created',
+  GLOW_E_PROXY_DATA_PATH: 'GLOW_PROXY_DATA_PATH asks for a data path this proxy cannot run (native without the built addon, or an unknown value)',
 } as const;
 
 /** exec artifacts: fetched, verified and unpacked once (src/shell/artifacts/). */

@@ -39,7 +39,6 @@ export function connectOnce(
 ): Attempt {
   const u = pick.upstream;
   u.active += 1;
-  const traffic = route.trafficOf(u);
   const socket = connect({ host: u.host, port: u.port, allowHalfOpen: true, noDelay: true });
   socket.setTimeout(route.spec.policy.connectTimeoutMs);
   let settled = false;
@@ -52,20 +51,16 @@ export function connectOnce(
   const fail = (outcome: 'failed' | 'timeout', reason: string) => {
     cleanup();
     socket.destroy();
-    u.active -= 1;
-    if (outcome === 'timeout') traffic.connectTimeouts += 1;
-    else traffic.connectFailures += 1;
-    route.registry.failure(u, pick.group, reason);
+    attemptFailed(route, pick, outcome, reason);
     cb(outcome, null, reason);
   };
-  const onTimeout = () => fail('timeout', `no connection within ${route.spec.policy.connectTimeoutMs} ms`);
+  const onTimeout = () => fail('timeout', timeoutReason(route));
   const onError = (e: NodeJS.ErrnoException) => fail('failed', e.code ?? e.message);
   const onConnect = () => {
     cleanup();
     socket.setTimeout(0);
     socket.setKeepAlive(true, UPSTREAM_KEEPALIVE_MS);
-    traffic.connections += 1;
-    if (connectIsSuccess) route.registry.success(u);
+    attemptConnected(route, pick, connectIsSuccess);
     cb('connected', socket, '');
   };
   socket.on('timeout', onTimeout);
@@ -83,13 +78,43 @@ export function connectOnce(
 
 export type Refusal = 'no_upstream' | 'connect_failed';
 
+/** The reason of a connect that timed out, as health and the logs show it. */
+export function timeoutReason(route: LiveRoute): string {
+  return `no connection within ${route.spec.policy.connectTimeoutMs} ms`;
+}
+
+/** A connect attempt failed: it no longer counts as active, and counts in the metrics and towards ejection. */
+export function attemptFailed(route: LiveRoute, pick: RoutePick, outcome: 'failed' | 'timeout', reason: string): void {
+  const u = pick.upstream;
+  u.active -= 1;
+  const traffic = route.trafficOf(u);
+  if (outcome === 'timeout') traffic.connectTimeouts += 1;
+  else traffic.connectFailures += 1;
+  route.registry.failure(u, pick.group, reason);
+}
+
+/** A connect attempt succeeded (it stays active: its owner decrements `active` when the connection closes). */
+export function attemptConnected(route: LiveRoute, pick: RoutePick, connectIsSuccess: boolean): void {
+  route.trafficOf(pick.upstream).connections += 1;
+  if (connectIsSuccess) route.registry.success(pick.upstream);
+}
+
+/**
+ * One connect attempt, however it is made: the socket path's connectOnce, or the native relay's
+ * (src/proxy/native-session.ts). It calls back once, with what connected (null when it did not).
+ */
+export type ConnectOne<T> = (pick: RoutePick, cb: (outcome: ConnectOutcome, connection: T | null) => void) => Attempt;
+
 /**
  * Connects to the route's best upstream, retrying a failed connect on another one (up to policy.retries), then
- * calls back with the socket and its upstream, or with the refusal reason.
+ * calls back with the connection and its upstream, or with the refusal reason. What connects after a cancel is
+ * given to `dispose`.
  */
-export function connectWithRetries(
+export function retryConnects<T>(
   route: LiveRoute,
-  cb: (socket: Socket | null, upstream: UpstreamState | null, refusal: Refusal | null) => void,
+  one: ConnectOne<T>,
+  cb: (connection: T | null, upstream: UpstreamState | null, refusal: Refusal | null) => void,
+  dispose: (connection: T) => void = () => {},
 ): Attempt {
   const max = route.spec.policy.retries + 1;
   let tried: Set<UpstreamState> | null = null;
@@ -103,13 +128,13 @@ export function connectWithRetries(
       return;
     }
     attempts += 1;
-    current = connectOnce(route, pick, (outcome, socket) => {
+    current = one(pick, (outcome, connection) => {
       current = null;
       if (cancelled) {
-        socket?.destroy();
+        if (connection !== null) dispose(connection);
         return;
       }
-      if (outcome === 'connected') return cb(socket, pick.upstream, null);
+      if (outcome === 'connected') return cb(connection, pick.upstream, null);
       if (attempts >= max) return cb(null, null, 'connect_failed');
       (tried ??= new Set()).add(pick.upstream);
       route.stats.retry(outcome === 'timeout' ? 'connect_timeout' : 'connect_failure');
@@ -123,4 +148,12 @@ export function connectWithRetries(
       current?.cancel();
     },
   };
+}
+
+/** retryConnects with Node sockets (the portable TCP path). */
+export function connectWithRetries(
+  route: LiveRoute,
+  cb: (socket: Socket | null, upstream: UpstreamState | null, refusal: Refusal | null) => void,
+): Attempt {
+  return retryConnects<Socket>(route, (pick, done) => connectOnce(route, pick, (outcome, socket) => done(outcome, socket)), cb, (s) => s.destroy());
 }

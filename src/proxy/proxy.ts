@@ -25,7 +25,8 @@ import { LiveRoute } from './live-route.js';
 import { ProxyMetrics, type CertificateView } from './metrics.js';
 import { DEFAULT_RETRY_BUDGET, RetryBudget, type RetryBudgetOptions } from './retry-budget.js';
 import { frontendsOf, readRoutesFile, type FrontendSpec, type RouteSpec } from './routes-file.js';
-import { HEAD_TIMEOUT_MS, TcpFrontend } from './tcp-frontend.js';
+import { chooseDataPath, type DataPath } from './native-relay.js';
+import { HEAD_TIMEOUT_MS, runsNative, TcpFrontend } from './tcp-frontend.js';
 import { UdpFrontend } from './udp-frontend.js';
 import { DEFAULT_EJECTION, type EjectionPolicy } from './upstream-health.js';
 import { UpstreamRegistry } from './upstream-registry.js';
@@ -46,6 +47,8 @@ export interface ProxyOptions {
   readonly certPollMs?: number;
   /** How long an HTTP client may take to send a request head once it began (default HEAD_TIMEOUT_MS, 10 s; then 408). */
   readonly headTimeoutMs?: number;
+  /** The data path of plain TCP listeners (default: chooseDataPath(), from GLOW_PROXY_DATA_PATH; src/proxy/native-relay.ts). */
+  readonly dataPath?: DataPath;
 }
 
 type Frontend = TcpFrontend | UdpFrontend;
@@ -72,6 +75,7 @@ export class Proxy {
   private readonly budgetOptions: RetryBudgetOptions;
   private readonly bindRetryMs: number;
   private readonly headTimeoutMs: number;
+  readonly dataPath: DataPath;
   private node = '';
   private appliedAt: string | null = null;
   private chain: Promise<unknown> = Promise.resolve();
@@ -85,6 +89,7 @@ export class Proxy {
     this.budgetOptions = opts.retryBudget ?? DEFAULT_RETRY_BUDGET;
     this.bindRetryMs = opts.bindRetryMs ?? 2000;
     this.headTimeoutMs = opts.headTimeoutMs ?? HEAD_TIMEOUT_MS;
+    this.dataPath = opts.dataPath ?? chooseDataPath();
     this.registry = new UpstreamRegistry(opts.log, opts.ejection ?? DEFAULT_EJECTION, {
       onRetired: (u) => this.metrics.retireUpstream(u),
     });
@@ -152,8 +157,9 @@ export class Proxy {
     const binding: Frontend[] = [];
     for (const spec of specs) {
       let f = this.frontends.get(spec.key);
-      if (f instanceof TcpFrontend && f.spec.tls !== spec.tls) {
-        // Plain to TLS or back: the same port, another kind of socket. The old one drains, the new one binds.
+      if (f instanceof TcpFrontend && (f.spec.tls !== spec.tls || f.native !== runsNative(spec, this.dataPath))) {
+        // Plain to TLS or back, or tcp to http on the native path: the same port, another kind of socket. The
+        // old one drains, the new one binds.
         this.frontends.delete(spec.key);
         this.retire(f);
         result.closed.push(spec.key);
@@ -193,7 +199,7 @@ export class Proxy {
   }
 
   private create(spec: FrontendSpec, routes: LiveRoute[]): Frontend {
-    return spec.transport === 'udp' ? new UdpFrontend(spec, routes, this.log) : new TcpFrontend(spec, routes, this.log, this.metrics.frontend(spec.key), this.headTimeoutMs);
+    return spec.transport === 'udp' ? new UdpFrontend(spec, routes, this.log) : new TcpFrontend(spec, routes, this.log, this.metrics.frontend(spec.key), this.headTimeoutMs, this.dataPath);
   }
 
   /** Every (exposure, certificate) served now, for the metrics. */

@@ -9,6 +9,11 @@
  * without SNI or for an unknown name). The contexts come from the certificate store, so a certificate reloaded on
  * disk serves the next handshake; connections already open keep theirs. A failed or slow (10 s) handshake is
  * counted and closed; it never reaches a session.
+ *
+ * A plain (no TLS) port whose routes are all `tcp` runs on the native data path when the process has it
+ * (src/proxy/native-relay.ts): the addon owns the listening socket and the connections' bytes, and each
+ * connection is a NativeTcpSession. Whether a port is native is fixed when it binds (`native`); routes that
+ * would change it make the proxy rebind the port (src/proxy/proxy.ts), as a change of TLS does.
  */
 import { PROXY_EVENTS } from './log-events.js';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -22,6 +27,9 @@ import { PLAIN_CONNECTION, type ConnectionInfo, type RouteSource } from './route
 import type { LiveRoute } from './live-route.js';
 import type { FrontendStats } from './metrics.js';
 import type { FrontendSpec } from './routes-file.js';
+import { isIP } from 'node:net';
+import { nativeRelay, type DataPath, type NativeListenerOwner } from './native-relay.js';
+import { NativeTcpSession } from './native-session.js';
 import type { Session } from './session.js';
 import { TcpSession } from './tcp-session.js';
 
@@ -30,12 +38,20 @@ export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** How long a client may take from the first byte of an HTTP request head to its end (then 408). */
 export const HEAD_TIMEOUT_MS = 10_000;
 
-export class TcpFrontend implements RouteSource {
+/** Whether a port with these routes runs on the native data path, given the process's data path. */
+export function runsNative(spec: FrontendSpec, path: DataPath): boolean {
+  return path === 'native' && !spec.tls && isIP(spec.bind) !== 0 && spec.routes.every((r) => r.protocol === 'tcp');
+}
+
+export class TcpFrontend implements RouteSource, NativeListenerOwner {
   readonly key: string;
   spec!: FrontendSpec;
   bound = false;
   error: string | null = null;
+  /** On the native data path (fixed for the frontend's life). */
+  readonly native: boolean;
   private server: Server | null = null;
+  private nativeListener: number | null = null;
   // Set by setRoutes(), from the constructor on.
   private routes!: readonly LiveRoute[];
   private router!: HostRouter<LiveRoute>;
@@ -64,8 +80,10 @@ export class TcpFrontend implements RouteSource {
     private readonly log: Logger,
     readonly stats: FrontendStats,
     readonly headTimeoutMs: number = HEAD_TIMEOUT_MS,
+    path: DataPath = 'portable',
   ) {
     this.key = spec.key;
+    this.native = runsNative(spec, path);
     this.setRoutes(spec, routes);
   }
 
@@ -100,6 +118,7 @@ export class TcpFrontend implements RouteSource {
 
   /** Binds; resolves either way (the error is kept in `error`). */
   listen(): Promise<void> {
+    if (this.native) return Promise.resolve(this.listenNative());
     return new Promise((resolve) => {
       const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(socket));
       const onError = (e: NodeJS.ErrnoException) => {
@@ -116,6 +135,22 @@ export class TcpFrontend implements RouteSource {
         resolve();
       });
     });
+  }
+
+  private listenNative(): void {
+    try {
+      this.nativeListener = nativeRelay()!.listen(this.spec.bind, this.spec.port, this);
+      this.bound = true;
+      this.error = null;
+    } catch (e) {
+      this.error = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+    }
+  }
+
+  /** A connection the native listener accepted. */
+  accepted(id: number): void {
+    const session = new NativeTcpSession(nativeRelay()!, id, this.current(), this.forget);
+    this.sessions.add(session); // its close (and so `forget`) always comes later, from the next batch of events
   }
 
   private accept(socket: Socket): void {
@@ -166,6 +201,8 @@ export class TcpFrontend implements RouteSource {
     this.drained = new Promise((resolve) => (this.resolveDrained = resolve));
     this.server?.close();
     this.server = null;
+    if (this.nativeListener !== null) nativeRelay()!.closeListener(this.nativeListener);
+    this.nativeListener = null;
     this.bound = false;
     for (const t of this.handshaking) t.destroy();
     this.handshaking.clear();

@@ -24,6 +24,48 @@ export function resetSocket(s: Socket): void {
   else s.resetAndDestroy();
 }
 
+/** A TCP connection was accepted (both data paths count alike). */
+export function recordOpen(route: LiveRoute): void {
+  route.stats.opened += 1;
+  route.stats.active += 1;
+}
+
+/** No upstream took a TCP connection. */
+export function recordRefusal(route: LiveRoute, refusal: Refusal): Refusal {
+  if (refusal === 'no_upstream') route.stats.refusedNoUpstream += 1;
+  else route.stats.refusedConnectFailed += 1;
+  return refusal;
+}
+
+export interface ClosedConnection {
+  readonly startedAt: number;
+  readonly client: string;
+  readonly upstream: string | null;
+  readonly refusal: Refusal | null;
+  readonly receivedBytes: number;
+  readonly sentBytes: number;
+  readonly tls: string | null;
+}
+
+/** A TCP connection closed: its counters, and its access-log line when the route keeps one. */
+export function recordClose(route: LiveRoute, c: ClosedConnection): void {
+  const stats = route.stats;
+  stats.active -= 1;
+  stats.closed += 1;
+  stats.receivedBytes += c.receivedBytes;
+  stats.sentBytes += c.sentBytes;
+  route.access?.write({
+    exposure: route.spec.name,
+    client: c.client,
+    upstream: c.upstream,
+    result: c.refusal ?? 'ok',
+    duration_ms: Math.round((now() - c.startedAt) * 10) / 10,
+    received_bytes: c.receivedBytes,
+    sent_bytes: c.sentBytes,
+    tls: c.tls,
+  });
+}
+
 export class TcpSession implements Session {
   private upstream: Socket | null = null;
   private attempt: Attempt | null = null;
@@ -40,9 +82,7 @@ export class TcpSession implements Session {
     private readonly conn: ConnectionInfo | null = null,
   ) {
     this.remote = route.access ? clientAddress(client.remoteAddress) : '';
-    const stats = route.stats;
-    stats.opened += 1;
-    stats.active += 1;
+    recordOpen(route);
     client.setTimeout(route.spec.policy.idleTimeoutMs);
     client.on('timeout', () => this.abort());
     client.on('error', () => {
@@ -54,9 +94,7 @@ export class TcpSession implements Session {
     this.attempt = connectWithRetries(route, (socket, state, refusal) => {
       this.attempt = null;
       if (socket === null) {
-        this.refusal = refusal;
-        if (refusal === 'no_upstream') stats.refusedNoUpstream += 1;
-        else stats.refusedConnectFailed += 1;
+        this.refusal = recordRefusal(route, refusal!);
         if (!client.destroyed) resetSocket(client);
         return;
       }
@@ -96,11 +134,6 @@ export class TcpSession implements Session {
   private clientClosed(): void {
     if (this.closed) return;
     this.closed = true;
-    const stats = this.route.stats;
-    stats.active -= 1;
-    stats.closed += 1;
-    stats.receivedBytes += this.client.bytesRead;
-    stats.sentBytes += this.client.bytesWritten;
     this.attempt?.cancel();
     const up = this.upstream;
     if (up && !up.destroyed) {
@@ -108,14 +141,13 @@ export class TcpSession implements Session {
       if (this.client.readableEnded && this.client.writableFinished) up.end();
       else up.resetAndDestroy();
     }
-    this.route.access?.write({
-      exposure: this.route.spec.name,
+    recordClose(this.route, {
+      startedAt: this.startedAt,
       client: this.remote,
       upstream: this.upstreamAddress,
-      result: this.refusal ?? 'ok',
-      duration_ms: Math.round((now() - this.startedAt) * 10) / 10,
-      received_bytes: this.client.bytesRead,
-      sent_bytes: this.client.bytesWritten,
+      refusal: this.refusal,
+      receivedBytes: this.client.bytesRead,
+      sentBytes: this.client.bytesWritten,
       tls: this.conn?.tlsVersion ?? null,
     });
     this.onClose(this);

@@ -1,0 +1,168 @@
+/**
+ * The proxy's two data paths for plain TCP listeners, and the native one's JavaScript side.
+ *
+ * - `native`: the addon built from native/relay.c (`build/Release/glow_relay.node`, by `npm ci`) accepts,
+ *   connects and relays the bytes on Node's own libuv loop; every decision stays here (src/proxy/native-session.ts
+ *   picks the upstream, retries, refuses, counts).
+ * - `portable`: the JavaScript path (src/proxy/tcp-session.ts), the reference behaviour, used wherever the addon is
+ *   not built, and on demand.
+ *
+ * `GLOW_PROXY_DATA_PATH=portable` forces the portable path; `native` requires the addon (the proxy fails to start
+ * without it); unset, the native path is used when the addon loads. `GLOW_PROXY_ADDON` names another build of it
+ * (the sanitizer build the tests run). HTTP and TLS listeners always run on the portable path.
+ *
+ * The addon reports what happens to a connection as events, batched once per loop iteration into one shared
+ * Float64Array (kind, id, a, b per event): accepted (a: the listener), connected, connect failed (a: the
+ * negative errno, b: 1 for a timeout) and closed (a: bytes read from the client, b: bytes written to it).
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { ProxyError } from './errors.js';
+
+export type DataPath = 'native' | 'portable';
+
+/** What a native listener is told. */
+export interface NativeListenerOwner {
+  accepted(id: number): void;
+}
+
+/** What a native connection's owner is told. */
+export interface NativeConnection {
+  connected(): void;
+  connectFailed(errno: number, timedOut: boolean): void;
+  closed(bytesIn: number, bytesOut: number): void;
+}
+
+interface Addon {
+  init(onEvents: (n: number) => void, events: Float64Array): number;
+  listen(host: string, port: number, backlog: number): number;
+  closeListener(id: number): void;
+  connect(id: number, ip: string, port: number, connectTimeoutMs: number, idleTimeoutMs: number): boolean;
+  reset(id: number): void;
+  abort(id: number): void;
+  peer(id: number): string | null;
+  open(): number;
+}
+
+const EV_ACCEPT = 1;
+const EV_CONNECTED = 2;
+const EV_CONNECT_FAILED = 3;
+const EV_CLOSED = 4;
+/** The addon's batch (EV_BATCH in native/relay.c); init() checks the array is large enough. */
+const BATCH = 2048;
+
+/** Where `npm ci` builds the addon: build/Release of the package root (three folders above dist/src/proxy). */
+export const ADDON_PATH = fileURLToPath(new URL('../../../build/Release/glow_relay.node', import.meta.url));
+
+export class NativeRelay {
+  private readonly listeners = new Map<number, NativeListenerOwner>();
+  private readonly connections = new Map<number, NativeConnection>();
+  private readonly events = new Float64Array(BATCH * 4);
+
+  constructor(private readonly addon: Addon) {
+    addon.init((n) => this.dispatch(n), this.events);
+  }
+
+  /** Binds; throws an error whose `code` is the errno's name (EADDRINUSE...). */
+  listen(host: string, port: number, owner: NativeListenerOwner): number {
+    const id = this.addon.listen(host, port, 4096);
+    this.listeners.set(id, owner);
+    return id;
+  }
+
+  /** Stops accepting at once (the port is free); the listener's connections go on. */
+  closeListener(id: number): void {
+    this.listeners.delete(id);
+    this.addon.closeListener(id);
+  }
+
+  /** The connection's events go to `conn` until it closes. */
+  own(id: number, conn: NativeConnection): void {
+    this.connections.set(id, conn);
+  }
+
+  /** One connect attempt; its outcome comes back as connected() or connectFailed(). */
+  connect(id: number, ip: string, port: number, connectTimeoutMs: number, idleTimeoutMs: number): boolean {
+    return this.addon.connect(id, ip, port, connectTimeoutMs, idleTimeoutMs);
+  }
+
+  reset(id: number): void {
+    this.addon.reset(id);
+  }
+
+  abort(id: number): void {
+    this.addon.abort(id);
+  }
+
+  peer(id: number): string | null {
+    return this.addon.peer(id);
+  }
+
+  /** Connections the addon holds, closed ones not yet reported included (for tests). */
+  get open(): number {
+    return this.addon.open();
+  }
+
+  private dispatch(n: number): void {
+    const ev = this.events;
+    for (let i = 0; i < n * 4; i += 4) {
+      const kind = ev[i]!;
+      const id = ev[i + 1]!;
+      if (kind === EV_ACCEPT) {
+        const owner = this.listeners.get(ev[i + 2]!);
+        // A listener closed meanwhile: nobody takes the connection.
+        if (owner) owner.accepted(id);
+        else this.addon.reset(id);
+        continue;
+      }
+      const conn = this.connections.get(id);
+      if (!conn) continue;
+      if (kind === EV_CONNECTED) conn.connected();
+      else if (kind === EV_CONNECT_FAILED) conn.connectFailed(ev[i + 2]!, ev[i + 3] === 1);
+      else if (kind === EV_CLOSED) {
+        this.connections.delete(id);
+        conn.closed(ev[i + 2]!, ev[i + 3]!);
+      }
+    }
+  }
+}
+
+let relay: NativeRelay | null = null;
+let loadError: string | null = null;
+
+/** The process's one native relay, or null with the reason in `nativeUnavailable()`. */
+export function nativeRelay(): NativeRelay | null {
+  if (relay || loadError) return relay;
+  const file = process.env['GLOW_PROXY_ADDON'] || ADDON_PATH;
+  if (!existsSync(file)) {
+    loadError = `the native relay is not built (${file} is missing: \`npm ci\` builds it with node-gyp, which needs g++ and make)`;
+    return null;
+  }
+  try {
+    relay = new NativeRelay(createRequire(import.meta.url)(file) as Addon);
+  } catch (e) {
+    loadError = `the native relay did not load: ${(e as Error).message}`;
+  }
+  return relay;
+}
+
+/** Why the native path is not available (null when it is). */
+export function nativeUnavailable(): string | null {
+  nativeRelay();
+  return loadError;
+}
+
+/**
+ * The data path of this process's plain TCP listeners: from GLOW_PROXY_DATA_PATH, else native when the addon
+ * loads. Throws when `native` is asked for and the addon is not there.
+ */
+export function chooseDataPath(wanted: string | undefined = process.env['GLOW_PROXY_DATA_PATH']): DataPath {
+  if (wanted === 'portable') return 'portable';
+  if (wanted !== undefined && wanted !== '' && wanted !== 'native') {
+    throw new ProxyError('GLOW_E_PROXY_DATA_PATH', `GLOW_PROXY_DATA_PATH is ${wanted}: it is native or portable`);
+  }
+  if (nativeRelay()) return 'native';
+  if (wanted === 'native') throw new ProxyError('GLOW_E_PROXY_DATA_PATH', `GLOW_PROXY_DATA_PATH is native, but ${loadError}`);
+  return 'portable';
+}
