@@ -9,6 +9,7 @@ import pino from 'pino';
 import { JsonLinesAccessLog } from '../proxy/access-log.js';
 import { AdminServer } from '../proxy/admin-server.js';
 import { sdNotify } from '../proxy/notify.js';
+import { nativeUnavailable } from '../proxy/native-relay.js';
 import { Proxy } from '../proxy/proxy.js';
 import { readRoutesFile } from '../proxy/routes-file.js';
 import { parseArgs } from './args.js';
@@ -79,7 +80,7 @@ export async function runProxy(argv: string[]): Promise<number> {
   });
 
   const r = await proxy.apply(routes);
-  log.info({ file, frontends: r.opened, failed: r.failed, admin: cli.flags.admin }, 'proxy started');
+  log.info({ file, frontends: r.opened, failed: r.failed, admin: cli.flags.admin, dataPath: proxy.dataPath, ...(proxy.dataPath === 'portable' ? { why: nativeUnavailable() ?? 'GLOW_PROXY_DATA_PATH=portable' } : {}) }, 'proxy started');
   // Ready once every listener is bound or has failed for good; a failed one is retried and reported, so that one
   // port taken by someone else does not take every other service of the node down with it.
   await sdNotify(log, { ready: true, status: statusLine(proxy, 'serving') });
