@@ -20,6 +20,7 @@ import { closest } from '../config/suggest.js';
 import type { DevPlan, FoldedApp } from '../plan/box-plan.js';
 import { DEV_NODE } from '../plan/box-plan.js';
 import type { NodePlan, PlannedInstance } from '../plan/node-plan.js';
+import { nativeUnavailable } from '../proxy/native-relay.js';
 import { Proxy } from '../proxy/proxy.js';
 import type { BoxStep } from '../reconcile/box.js';
 import type { Launch } from '../render/launch.js';
@@ -96,6 +97,10 @@ export class DevBox {
       registers: [this.metrics.registry],
     });
     this.proxy = new Proxy({ log: proxyLogger(terminal) });
+    // Said once: the box works the same on either data path (docs/proxy.md, "Data paths").
+    if (this.proxy.dataPath === 'portable') {
+      terminal.note(`proxy: portable data path: ${nativeUnavailable() ?? 'GLOW_PROXY_DATA_PATH=portable'}; everything works the same, the proxy costs more CPU`);
+    }
     this.#supervisor = new Supervisor({
       terminal,
       ...(opts.backoff ? { backoff: opts.backoff } : {}),

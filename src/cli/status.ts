@@ -145,7 +145,7 @@ export function formatStatus(st: AgentStatus, style: Style, now: Date): string {
   out.push('', `proxy: ${st.proxy ? `${st.proxy.activeState} since ${ago(st.proxy.since, now)}` : 'not running'}`);
   for (const f of st.proxy?.frontends ?? []) {
     const state = f.draining ? ' (draining)' : f.bound ? '' : style.red(` (not bound: ${f.error ?? 'unknown'})`);
-    out.push(`  ${f.key}${state}  ${f.connections} connection${f.connections === 1 ? '' : 's'}`);
+    out.push(`  ${f.key}${state}  ${f.connections} connection${f.connections === 1 ? '' : 's'}${f.native ? '  (native data path)' : ''}`);
     for (const r of f.routes) {
       out.push(`    ${r.kind} ${r.name} → ${r.service}  protocol ${r.protocol}`);
       r.groups.forEach((g, i) => {

@@ -249,6 +249,7 @@ export class Proxy {
       tls: f.spec.tls,
       error: f.error,
       draining,
+      native: f instanceof TcpFrontend && f.native,
       connections: f instanceof TcpFrontend ? f.sessions.size : f.sessionCount,
       routes: routeStatus(f.liveRoutes, t),
     });
@@ -342,6 +343,8 @@ export interface FrontendStatus {
   readonly tls?: boolean;
   readonly error: string | null;
   readonly draining: boolean;
+  /** On the native data path (src/proxy/native-relay.ts). */
+  readonly native?: boolean;
   readonly connections: number;
   readonly routes: RouteStatus[];
 }
