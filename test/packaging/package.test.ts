@@ -68,7 +68,7 @@ describe('the Debian package', () => {
 
   test('the native relay: stripped, hardened (relro, bindnow, stack protector), libc only, and it loads', T, () => {
     const addon = join(x, 'usr/lib/glow/build/Release/glow_relay.node');
-    assert.match(execFileSync('file', ['-b', addon], { encoding: 'utf8' }), /^ELF 64-bit LSB shared object, .*, stripped$/);
+    assert.match(execFileSync('file', ['-b', addon], { encoding: 'utf8' }).trim(), /^ELF 64-bit LSB shared object, .*, stripped$/);
     const dyn = execFileSync('readelf', ['-dW', addon], { encoding: 'utf8' });
     assert.deepEqual([...dyn.matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1]), ['libc.so.6']);
     assert.match(dyn, /\(FLAGS\)\s+BIND_NOW/);
