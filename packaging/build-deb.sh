@@ -4,7 +4,7 @@
 # included; nothing untracked, no node_modules, no dist, no build) with debhelper, and prints its path as the last
 # line. The package is architecture-specific: it carries the proxy's native relay (native/relay.c), compiled here.
 #   --version V   the package's version (default: package.json's, with "-" as "~")
-#   --out DIR     where the .deb goes, with its debug symbols (glow-dbgsym_<version>_<arch>.ddeb) and the build
+#   --out DIR     where the .deb goes, with the relay's debug symbols (glow-dbgsym_<version>_<arch>.deb) and the build
 #                 log (default dist/package)
 # Needs the Debian packages debhelper, dpkg-dev, build-essential (the C compiler and make), python3 (node-gyp)
 # and nodejs >= 20.19 with its headers (packaging/test-packages.txt), and npm's registry or its cache for `npm ci`.
@@ -66,8 +66,9 @@ if ! (cd "$src" && dpkg-buildpackage -b -d -us -uc) >>"$log" 2>&1; then
 fi
 deb="$out/glow_${version}_${arch}.deb"
 mv "$work/glow_${version}_${arch}.deb" "$deb"
-# The addon's debug symbols (dh_strip), beside the package: for a core dump of the proxy.
-for ddeb in "$work"/glow-dbgsym_"${version}"_"${arch}".ddeb "$work"/glow-dbgsym_"${version}"_"${arch}".deb; do
+# The relay's debug symbols (dh_strip's glow-dbgsym; .ddeb where debhelper names it so), beside the package: for a
+# core dump of the proxy.
+for ddeb in "$work"/glow-dbgsym_"${version}"_"${arch}".deb "$work"/glow-dbgsym_"${version}"_"${arch}".ddeb; do
     [ -f "$ddeb" ] && mv "$ddeb" "$out/"
 done
 echo "$deb"
