@@ -34,7 +34,7 @@ describe('the Debian package', () => {
     // Architecture-specific: it carries the native relay, compiled for this host.
     assert.equal(f('Architecture'), debArch());
     assert.match(f('Depends'), /(^|, )nodejs \(>= 20\.19\)(,|$)/);
-    // ${shlibs:Depends}: the relay needs libc only (--as-needed); no compiler, no node-gyp, no headers at run time.
+    // ${shlibs:Depends}: the relay needs libc only; no compiler, no node-gyp, no headers at run time.
     assert.match(f('Depends'), /(^|, )libc6 \(>= [\d.]+\)(,|$)/);
     assert.doesNotMatch(f('Depends'), /\b(gcc|g\+\+|cpp|make|build-essential|python3|node-gyp|libnode-dev|nodejs-dev|libstdc\+\+6|libgcc-s1)\b/);
     assert.equal(f('Recommends'), 'git');
