@@ -1,11 +1,14 @@
 #!/bin/sh
-# npm run package [-- --version V] [--out DIR]: builds glow_<version>_all.deb from a clean export of the
-# repository (the tracked files as they are in the work tree, uncommitted changes included; nothing untracked, no
-# node_modules, no dist) with debhelper, and prints its path as the last line.
+# npm run package [-- --version V] [--out DIR]: builds glow_<version>_<arch>.deb (arch: this host's, amd64 here)
+# from a clean export of the repository (the tracked files as they are in the work tree, uncommitted changes
+# included; nothing untracked, no node_modules, no dist, no build) with debhelper, and prints its path as the last
+# line. The package is architecture-specific: it carries the proxy's native relay (native/relay.c), compiled here.
 #   --version V   the package's version (default: package.json's, with "-" as "~")
-#   --out DIR     where the .deb goes (default dist/package)
-# Needs the Debian packages debhelper, dpkg-dev and nodejs >= 20.19 (packaging/test-packages.txt), and npm's
-# registry or its cache for `npm ci`.
+#   --out DIR     where the .deb goes, with the relay's debug symbols (glow-dbgsym_<version>_<arch>.deb) and the build
+#                 log (default dist/package)
+# Needs the Debian packages debhelper, dpkg-dev, build-essential (the C compiler and make), python3 (node-gyp)
+# and nodejs >= 20.19 with its headers (packaging/test-packages.txt), and npm's registry or its cache for `npm ci`.
+# Without a compiler the build fails: a package without its native data path is not what Glow ships.
 set -eu
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -46,14 +49,26 @@ glow ($version) unstable; urgency=medium
  -- Glow developers <glow@example.org>  $date
 CHANGELOG
 
-log="$out/glow_${version}_all.build.log"
-echo "packaging/build-deb.sh: building glow $version in $src (log: $log)" >&2
-# The build dependencies of debian/control, without the compilers of build-essential (nothing is compiled).
-if ! (cd "$src" && dpkg-checkbuilddeps -I) >"$log" 2>&1 || ! (cd "$src" && dpkg-buildpackage -b -d -us -uc) >>"$log" 2>&1; then
+arch=$(dpkg-architecture -qDEB_HOST_ARCH)
+log="$out/glow_${version}_${arch}.build.log"
+echo "packaging/build-deb.sh: building glow $version for $arch in $src (log: $log)" >&2
+# The build dependencies of debian/control and build-essential (the addon is compiled), checked first so that a
+# host without them is told which are missing.
+if ! (cd "$src" && dpkg-checkbuilddeps) >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "packaging/build-deb.sh: this host lacks build dependencies (the native relay needs build-essential and python3)" >&2
+    exit 1
+fi
+if ! (cd "$src" && dpkg-buildpackage -b -d -us -uc) >>"$log" 2>&1; then
     tail -n 40 "$log" >&2
     echo "packaging/build-deb.sh: the build failed; the whole log is $log" >&2
     exit 1
 fi
-deb="$out/glow_${version}_all.deb"
-mv "$work/glow_${version}_all.deb" "$deb"
+deb="$out/glow_${version}_${arch}.deb"
+mv "$work/glow_${version}_${arch}.deb" "$deb"
+# The relay's debug symbols (dh_strip's glow-dbgsym; .ddeb where debhelper names it so), beside the package: for a
+# core dump of the proxy.
+for ddeb in "$work"/glow-dbgsym_"${version}"_"${arch}".deb "$work"/glow-dbgsym_"${version}"_"${arch}".ddeb; do
+    [ -f "$ddeb" ] && mv "$ddeb" "$out/"
+done
 echo "$deb"

@@ -5,6 +5,11 @@
 #   node_modules/   the production dependencies of package-lock.json, without optional ones (dbus-next's
 #                   usocket would bring a native module and node-gyp) and without install scripts, pruned of
 #                   what is not run (types, maps, docs, tests); every licence file is kept
+#   build/Release/glow_relay.node
+#                   the proxy's native relay (native/relay.c, an N-API addon), built by the install script of
+#                   package.json (native/build.mjs: node-gyp against this Node.js's headers) with GLOW_NATIVE=require:
+#                   no compiler, no package (a package without its native data path is not what Glow ships);
+#                   src/proxy/native-relay.ts loads it from there, three folders above dist/src/proxy
 #   package.json    name, version (the package's: `glow --version` reads it), type and dependencies
 # and the man pages glow(1) and glowd(8) in debian/man, from the built CLI's --help (packaging/manpages.mjs).
 # Usage: sh packaging/build-tree.sh VERSION
@@ -14,9 +19,18 @@ dest=debian/tree/usr/lib/glow
 rm -rf debian/tree debian/prod debian/man
 npm_flags="--no-audit --no-fund --prefer-offline --loglevel=error"
 
-# The build's own tree (TypeScript), then the compile.
-npm ci $npm_flags --ignore-scripts
+# The build's own tree (TypeScript) and the native relay (the root's install script; no optional module, so
+# dbus-next's usocket is not built), then the compile. CFLAGS, CPPFLAGS and LDFLAGS (debian/rules: dpkg-buildflags)
+# reach node-gyp's Makefile through the environment.
+GLOW_NATIVE=require npm ci $npm_flags --omit=optional
 node_modules/.bin/tsc -p packaging/tsconfig.json
+addon=build/Release/glow_relay.node
+if [ ! -f "$addon" ]; then
+  echo "packaging/build-tree.sh: npm ci did not build $addon (the proxy's native relay)" >&2
+  exit 1
+fi
+mkdir -p "$dest/build/Release"
+install -m 0644 "$addon" "$dest/build/Release/glow_relay.node"
 
 # The production dependencies, in a directory of their own.
 mkdir -p debian/prod
@@ -35,10 +49,11 @@ find "$dest/node_modules" -type f \( -name '*.d.ts' -o -name '*.d.mts' -o -name 
     -o \( -iname '*.md' ! -iname 'licen[cs]e*' \) -o -iname 'changelog*' -o -iname 'history*' \) -delete
 find "$dest/node_modules" -depth -type d -empty -delete
 
-# No native code: the package is Architecture: all.
-native=$(find "$dest" -type f \( -name '*.node' -o -name 'binding.gyp' -o -name '*.so' \) -print)
+# No native code but the relay: the production modules bring none (no optional module, no install script).
+native=$(find "$dest" -type f \( -name '*.node' -o -name 'binding.gyp' -o -name '*.so' -o -name '*.so.*' \) \
+  ! -path "$dest/build/Release/glow_relay.node" -print)
 if [ -n "$native" ]; then
-  echo "packaging/build-tree.sh: native code in the tree (the package is Architecture: all): $native" >&2
+  echo "packaging/build-tree.sh: native code in the tree other than the relay: $native" >&2
   exit 1
 fi
 

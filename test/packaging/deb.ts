@@ -13,7 +13,13 @@ import { ROOT } from './machine.js';
 const CACHE = join(process.env.GLOW_TEST_CACHE ?? '/var/cache/glow-test', 'debs');
 
 /** What the package is built from (packaging/build-deb.sh's export; the tests are not in the package). */
-const INPUTS = ['src', 'packaging', 'units', 'docs', 'README.md', 'CHANGELOG.md', 'package.json', 'package-lock.json', 'tsconfig.json'];
+const INPUTS = ['src', 'native', 'binding.gyp', 'packaging', 'units', 'docs', 'README.md', 'CHANGELOG.md', 'package.json', 'package-lock.json', 'tsconfig.json'];
+
+/** The package's architecture: this host's (it carries the proxy's native relay, compiled when it is built). */
+export const debArch = (): string => execFileSync('dpkg', ['--print-architecture'], { encoding: 'utf8' }).trim();
+
+/** The package's file name: glow_<version>_<arch>.deb. */
+export const debName = (version = baseVersion()): string => `glow_${version}_${debArch()}.deb`;
 
 /** A hash of the package's inputs as build-deb.sh would export them now. */
 export function exportTree(): string {
@@ -24,17 +30,17 @@ export function exportTree(): string {
 
 export const baseVersion = (): string => (JSON.parse(execFileSync('node', ['-p', 'JSON.stringify(require("./package.json").version)'], { cwd: ROOT, encoding: 'utf8' })) as string).replace(/-/g, '~');
 
-/** The path of glow_<version>_all.deb built from this tree; builds it when the cache has none. */
+/** The path of glow_<version>_<arch>.deb built from this tree; builds it when the cache has none. */
 export function buildDeb(version = baseVersion()): string {
   const dir = join(CACHE, `${exportTree().slice(0, 16)}-${version}`);
-  const deb = join(dir, `glow_${version}_all.deb`);
+  const deb = join(dir, debName(version));
   if (existsSync(deb)) return deb;
   mkdirSync(CACHE, { recursive: true });
   const tmp = `${dir}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   const out = execFileSync('npm', ['run', '--silent', 'package', '--', '--version', version, '--out', tmp], { cwd: ROOT, encoding: 'utf8', timeout: 600_000, stdio: ['ignore', 'pipe', 'inherit'] });
   const built = out.trim().split('\n').pop()!;
-  if (built !== join(tmp, `glow_${version}_all.deb`)) throw new Error(`npm run package printed ${built} last`);
+  if (built !== join(tmp, debName(version))) throw new Error(`npm run package printed ${built} last`);
   rmSync(dir, { recursive: true, force: true });
   renameSync(tmp, dir);
   // Keep the newest six builds.

@@ -2,7 +2,8 @@
  * The package's life on a real node: a debootstrapped Debian 13 root (Debian's nodejs 20.19) and a Debian 12 root
  * with a Node.js >= 20.19 package (test/packaging/roots.sh), each booted with systemd-nspawn -b (machine.ts).
  * Install → glowd waits for a repository; glow-sync.service publishes one from a directory → two instances, one
- * reaching the other through the proxy and an exposure; upgrade to a newer build of the same tree → glowd
+ * reaching the other through the proxy and an exposure, the proxy on its native data path (the relay the package
+ * carries, built on Debian 12 against Node.js 20's headers: N-API, so Debian 13's own Node.js loads it); upgrade to a newer build of the same tree → glowd
  * restarts, no instance and no proxy does, and a client loop on both proxy listeners sees no connection refused;
  * a restart of the proxy, measured; remove → nothing of Glow runs and no unit glowd generated is left; purge →
  * /etc/glow and /var/lib/glow gone; reinstall → serving again.
@@ -10,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { dirname } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { baseVersion, buildDeb } from './deb.js';
+import { baseVersion, buildDeb, debName } from './deb.js';
 import { bootMachine, root } from './machine.js';
 import type { Machine } from './machine.js';
 import { mainPids, startLoop, untilServing, writeRepository } from './node-fixture.js';
@@ -24,6 +25,22 @@ const LISTENERS = ['127.0.0.1:19000', '127.0.0.1:8080'];
 async function glowUnitFiles(m: Machine): Promise<string[]> {
   const r = await m.exec(['find', '/etc/systemd/system', '-name', '*glow*']);
   return r.stdout.split('\n').filter(Boolean).sort();
+}
+
+/** The proxy's 'proxy started' lines in the journal, oldest first (JSON: dataPath, why when portable). */
+async function proxyStarts(m: Machine): Promise<{ dataPath: string; why?: string; pid?: number }[]> {
+  const j = await m.exec(['journalctl', '-u', 'glow-proxy.service', '-o', 'cat', '--no-pager']);
+  return j.stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{') && l.includes('"msg":"proxy started"'))
+    .map((l) => JSON.parse(l) as { dataPath: string; why?: string; pid?: number });
+}
+
+/** Waits for the running proxy's 'proxy started' line and asserts it runs the native data path. */
+async function assertNativeProxy(m: Machine): Promise<void> {
+  const pid = Number((await m.execOk(['systemctl', 'show', '-P', 'MainPID', 'glow-proxy.service'])).stdout.trim());
+  const start = await m.until(`the proxy (PID ${pid}) to log 'proxy started'`, async () => (await proxyStarts(m)).find((l) => l.pid === pid), 30_000);
+  assert.equal(start.dataPath, 'native', `the proxy runs the ${start.dataPath} data path: ${start.why ?? ''}`);
 }
 
 async function loadedGlowUnits(m: Machine): Promise<string[]> {
@@ -44,7 +61,7 @@ for (const distro of ['trixie', 'bookworm'] as const) {
       const binds: [string, string][] = [[dirname(a), '/debs/a'], [dirname(b), '/debs/b']];
       if (distro === 'bookworm') binds.push([dirname(root('nodejs')), '/debs/nodejs']);
       m = await bootMachine({ name: `pkg-${distro}`, root: root(distro), binds });
-      debs = { a: `/debs/a/glow_${v1}_all.deb`, b: `/debs/b/glow_${v2}_all.deb` };
+      debs = { a: `/debs/a/${debName(v1)}`, b: `/debs/b/${debName(v2)}` };
       if (distro === 'bookworm') await m.sh('dpkg -i /debs/nodejs/nodejs_*+glowtest_amd64.deb >/dev/null');
     });
     after(() => m?.stop());
@@ -58,6 +75,10 @@ for (const distro of ['trixie', 'bookworm'] as const) {
       assert.equal((await m.execOk(['glow', '--version'])).stdout, `${v1}\n`);
       assert.equal((await m.execOk(['glowd', '--version'])).stdout, `${v1}\n`);
       assert.match((await m.execOk(['getent', 'group', 'glow-tls'])).stdout, /^glow-tls:/);
+      // The node's own Node.js (Debian 13's nodejs, or Debian 12's stand-in) loads the relay the package carries.
+      const versions = await m.execOk(['/usr/bin/node', '-p', 'const a = require("/usr/lib/glow/build/Release/glow_relay.node"); `${process.version} (N-API ${process.versions.napi}, libuv ${process.versions.uv}): ${Object.getOwnPropertyNames(a).length} functions`']);
+      t.diagnostic(`the relay loads in ${versions.stdout.trim()}`);
+      assert.match(versions.stdout, /: 8 functions$/m);
       await m.until('glowd to report the missing repository', async () => {
         const j = await m.exec(['journalctl', '-u', 'glowd', '-o', 'cat', '--no-pager']);
         return j.stdout.includes('GLOW_E_REPO_MISSING') ? true : undefined;
@@ -84,6 +105,8 @@ for (const distro of ['trixie', 'bookworm'] as const) {
       assert.match(st.stdout, new RegExp(`node ${NODE}`));
       // The proxy the node runs is /usr/bin/glow: a path that outlives every version.
       assert.match(m.readFile('/etc/systemd/system/glow-proxy.service'), /^ExecStart=\/usr\/bin\/glow proxy /m);
+      // On the native data path: ping reached pong through it above.
+      await assertNativeProxy(m);
     });
 
     test('upgrade to a newer build: glowd restarts, no instance or proxy does, no connection is refused', T, async (t) => {
@@ -124,6 +147,8 @@ for (const distro of ['trixie', 'bookworm'] as const) {
       await untilServing(m);
       await new Promise((r) => setTimeout(r, 500));
       const stats = await loop.stop();
+      // The new version's proxy runs the native path too (the relay the upgrade installed).
+      await assertNativeProxy(m);
       for (const l of LISTENERS) {
         const s = stats[l]!;
         const window = s.firstRefusedAt && s.lastRefusedAt ? s.lastRefusedAt - s.firstRefusedAt : 0;
@@ -165,6 +190,7 @@ for (const distro of ['trixie', 'bookworm'] as const) {
       await m.execOk(['systemctl', 'restart', 'glowd']);
       await m.execOk(['systemctl', 'start', 'glow-sync.service']);
       await untilServing(m);
+      await assertNativeProxy(m);
     });
   });
 }

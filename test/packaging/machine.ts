@@ -4,7 +4,7 @@
  * with private /etc and /var), a package can be installed, upgraded, removed and purged here, and the role applied.
  *
  *   const m = await bootMachine({ name: 'pkg', root: await root('trixie'), binds: [[debDir, '/debs']] });
- *   await m.execOk(['dpkg', '-i', '/debs/glow_0.1.0_all.deb']);
+ *   await m.execOk(['dpkg', '-i', '/debs/glow_0.1.0_amd64.deb']);
  *   await m.stop();
  *
  * How it is booted, and what the host keeps of it (nothing):

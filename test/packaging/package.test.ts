@@ -1,7 +1,7 @@
 /**
- * The .deb itself (npm run package): what it holds, its control fields, `lintian --pedantic` (nothing but the
- * overrides of packaging/debian/glow.lintian-overrides), and man pages that cover every command and flag of the
- * CLI's --help. Its life on a node is in lifecycle.test.ts.
+ * The .deb itself (npm run package): what it holds (the proxy's native relay among it, built hardened), its
+ * control fields, `lintian --pedantic` (nothing but the overrides of packaging/debian/glow.lintian-overrides), and
+ * man pages that cover every command and flag of the CLI's --help. Its life on a node is in lifecycle.test.ts.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
-import { baseVersion, buildDeb } from './deb.js';
+import { baseVersion, buildDeb, debArch } from './deb.js';
 import { ROOT } from './machine.js';
 
 const T = { timeout: 600_000 };
@@ -27,12 +27,17 @@ describe('the Debian package', () => {
   after(() => rmSync(x, { recursive: true, force: true }));
 
   test('npm run package prints the .deb last; its name and fields', T, () => {
-    assert.match(deb, new RegExp(`/glow_${baseVersion().replace(/[.+~]/g, '\\$&')}_all\\.deb$`));
+    assert.match(deb, new RegExp(`/glow_${baseVersion().replace(/[.+~]/g, '\\$&')}_${debArch()}\\.deb$`));
     const f = (field: string) => execFileSync('dpkg-deb', ['-f', deb, field], { encoding: 'utf8' }).trim();
     assert.equal(f('Package'), 'glow');
     assert.equal(f('Version'), baseVersion());
-    assert.equal(f('Architecture'), 'all');
+    // Architecture-specific: it carries the native relay, compiled for this host.
+    assert.equal(f('Architecture'), debArch());
     assert.match(f('Depends'), /(^|, )nodejs \(>= 20\.19\)(,|$)/);
+    // ${shlibs:Depends}: the relay needs libc only; no compiler, no node-gyp, no headers at run time.
+    assert.match(f('Depends'), /(^|, )libc6 \(>= [\d.]+\)(,|$)/);
+    assert.doesNotMatch(f('Depends'), /\b(gcc|g\+\+|cpp|make|build-essential|python3|node-gyp|libnode-dev|nodejs-dev|libstdc\+\+6|libgcc-s1)\b/);
+    assert.equal(f('Recommends'), 'git');
     // No conffiles: the node's settings are written by the role or by hand (packaging/README.md).
     const control = execFileSync('dpkg-deb', ['-I', deb], { encoding: 'utf8' });
     assert.doesNotMatch(control, /conffiles/);
@@ -52,11 +57,26 @@ describe('the Debian package', () => {
     ]) assert.ok(files.includes(p), `${p} is in the package`);
     const bad = files.filter((p) => /\/node_modules\/(typescript|@types|usocket|node-gyp)\/|\.map$|\.d\.ts$|\/dist\/(test|bench)\/|^\/etc\//.test(p));
     assert.deepEqual(bad, [], 'no dev or optional modules, maps, types, tests, nothing in /etc');
-    assert.deepEqual(files.filter((p) => p.endsWith('.node')), [], 'no native module: Architecture all is right');
+    // One native module: the relay, where src/proxy/native-relay.ts finds it (three folders above dist/src/proxy).
+    assert.deepEqual(files.filter((p) => p.endsWith('.node') || /\.so(\.|$)/.test(p)), ['/usr/lib/glow/build/Release/glow_relay.node']);
+    assert.deepEqual(files.filter((p) => /\/(native\/|binding\.gyp$|build\/Release\/obj)/.test(p)), [], 'no sources or objects of the relay');
     const pkg = JSON.parse(readFileSync(join(x, 'usr/lib/glow/package.json'), 'utf8')) as { version: string; type: string };
     assert.deepEqual([pkg.version, pkg.type], [baseVersion(), 'module']);
     assert.match(readFileSync(join(x, 'usr/bin/glow'), 'utf8'), /^#!\/bin\/sh\n[^]*exec \/usr\/bin\/node \/usr\/lib\/glow\/dist\/src\/cli\/glow\.js "\$@"\n$/);
     assert.match(readFileSync(join(x, 'lib/systemd/system/glowd.service'), 'utf8'), /^ExecStart=\/usr\/bin\/glowd --glow-command \/usr\/bin\/glow \$GLOWD_OPTS$/m);
+  });
+
+  test('the native relay: stripped, hardened (relro, bindnow, stack protector), libc only, and it loads', T, () => {
+    const addon = join(x, 'usr/lib/glow/build/Release/glow_relay.node');
+    assert.match(execFileSync('file', ['-b', addon], { encoding: 'utf8' }).trim(), /^ELF 64-bit LSB shared object, .*, stripped$/);
+    const dyn = execFileSync('readelf', ['-dW', addon], { encoding: 'utf8' });
+    assert.deepEqual([...dyn.matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1]), ['libc.so.6']);
+    assert.match(dyn, /\(FLAGS\)\s+BIND_NOW/);
+    assert.match(execFileSync('readelf', ['-lW', addon], { encoding: 'utf8' }), /GNU_RELRO/);
+    assert.match(execFileSync('readelf', ['--dyn-syms', '-W', addon], { encoding: 'utf8' }), /__stack_chk_fail/);
+    // This host's Node.js loads it (the machines load it in lifecycle.test.ts).
+    const names = execFileSync(process.execPath, ['-p', 'Object.getOwnPropertyNames(require(process.argv[1])).sort().join(" ")', addon], { encoding: 'utf8' }).trim();
+    assert.equal(names, 'abort closeListener connect init listen open peer reset');
   });
 
   test('lintian --pedantic: no error, no warning, nothing but the commented overrides', T, () => {

@@ -95,6 +95,12 @@ describe('the role on a Debian 12 node', () => {
     assert.match(m.readFile('/etc/glow/glowd.env'), /^GLOWD_OPTS="--node node-1 --metrics-listen 127\.0\.0\.1:9464"$/m);
     assert.match((await m.execOk(['systemctl', 'show', '-P', 'TimersMonotonic', 'glow-sync.timer'])).stdout, /OnUnitInactiveUSec.*10s/);
     await untilServing(m);
+    // The .deb the role installed (glow_<version>_<arch>.deb) brought the native relay: the proxy runs on it.
+    const started = await m.until('the proxy to log \'proxy started\'', async () => {
+      const j = await m.exec(['journalctl', '-u', 'glow-proxy.service', '-o', 'cat', '--no-pager']);
+      return j.stdout.split('\n').find((l) => l.includes('"msg":"proxy started"'));
+    }, 30_000);
+    assert.match(started, /"dataPath":"native"/);
   });
 
   test('a second run changes nothing and restarts nothing', T, async () => {
