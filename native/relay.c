@@ -273,6 +273,9 @@ static void write_cb(uv_write_t *req, int status) {
   if (status == UV_ECANCELED || c->state == ST_CLOSING) return;
   /* A failed write to one side: the other side is reset. */
   if (status < 0) return conn_close(c, d == &c->c2u, d == &c->u2c);
+  /* A completed write is traffic too (as for the portable path's socket timeout): a slow reader that takes the
+     last pending bytes long after the last read is not idle. */
+  c->last = uv_now(g_loop);
   if (d == &c->u2c) c->bytes_out += (double)len;
   if (d->eof) return pass_eof(c, d);
   uv_stream_t *src = d == &c->c2u ? client_of(c) : up_of(c);
