@@ -141,6 +141,12 @@ static void flush(uv_check_t *h) {
   }
   g_queued = 0;
   uv_idle_stop(&g_idle);
+  /* A burst (thousands of connections closing at once) grew the queue: it does not keep that memory. */
+  if (g_queue_cap > EV_BATCH) {
+    free(g_queue);
+    g_queue = NULL;
+    g_queue_cap = 0;
+  }
   napi_close_handle_scope(g_env, scope);
 }
 
@@ -207,6 +213,8 @@ static void handle_closed(conn_t *c) {
 }
 
 static void client_closed(uv_handle_t *h) { handle_closed(h->data); }
+/* A handle that is the first member of its allocation (a listener, a connection refused for want of slots). */
+static void free_closed(uv_handle_t *h) { free(h); }
 static void timer_closed(uv_handle_t *h) { handle_closed(h->data); }
 
 static void upstream_closed(uv_handle_t *h) {
@@ -218,7 +226,8 @@ static void upstream_closed(uv_handle_t *h) {
 
 static void close_stream(uv_tcp_t *t, int reset, uv_close_cb cb) {
   if (uv_is_closing((uv_handle_t *)t)) return;
-  /* A reset is refused once a shutdown was asked for (UV_EINVAL): then it is a plain close. */
+  /* A reset is refused while a shutdown is pending (UV_EINVAL; once it completed, libuv resets): then it is a
+     plain close. */
   if (reset && uv_tcp_close_reset(t, cb) == 0) return;
   uv_close((uv_handle_t *)t, cb);
 }
@@ -273,6 +282,9 @@ static void write_cb(uv_write_t *req, int status) {
   if (status == UV_ECANCELED || c->state == ST_CLOSING) return;
   /* A failed write to one side: the other side is reset. */
   if (status < 0) return conn_close(c, d == &c->c2u, d == &c->u2c);
+  /* A completed write is traffic too (as for the portable path's socket timeout): a slow reader that takes the
+     last pending bytes long after the last read is not idle. */
+  c->last = uv_now(g_loop);
   if (d == &c->u2c) c->bytes_out += (double)len;
   if (d->eof) return pass_eof(c, d);
   uv_stream_t *src = d == &c->c2u ? client_of(c) : up_of(c);
@@ -394,7 +406,7 @@ static void on_connection(uv_stream_t *server, int status) {
     if (!t) abort();
     uv_tcp_init(g_loop, t);
     uv_accept(server, (uv_stream_t *)t);
-    uv_close((uv_handle_t *)t, (uv_close_cb)free);
+    uv_close((uv_handle_t *)t, free_closed);
     return;
   }
   uv_tcp_init(g_loop, &c->client);
@@ -499,7 +511,7 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
   r = uv_tcp_bind(&l->tcp, (struct sockaddr *)&ss, 0);
   if (r == 0) r = uv_listen((uv_stream_t *)&l->tcp, (int)num(env, argv[2]), on_connection);
   if (r < 0) {
-    uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)free);
+    uv_close((uv_handle_t *)&l->tcp, free_closed);
     return throw_uv(env, r);
   }
   uint32_t id = 0;
@@ -525,7 +537,7 @@ static napi_value js_close_listener(napi_env env, napi_callback_info info) {
   if (id >= 0 && id < g_nlisteners && g_listeners[(uint32_t)id]) {
     listener_t *l = g_listeners[(uint32_t)id];
     g_listeners[(uint32_t)id] = NULL;
-    uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)free);
+    uv_close((uv_handle_t *)&l->tcp, free_closed);
   }
   return undefined(env);
 }

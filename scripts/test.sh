@@ -25,7 +25,11 @@ if [ -n "$missing" ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
-npm ci --no-audit --no-fund --loglevel=error
+# GLOW_NATIVE=require: a native relay that does not build fails the run (instead of a proxy on the portable path).
+GLOW_NATIVE=require npm ci --no-audit --no-fund --loglevel=error
 rm -rf dist   # a file moved in src/ must not leave its old build behind to be tested
 npm run build --silent
-npm test
+# Every test on the native data path: a missing addon fails the proxy's start loudly instead of falling back.
+GLOW_PROXY_DATA_PATH=native npm test
+# The native relay under ASan and UBSan, then the proxy tests once more on the portable path.
+sh scripts/test-native.sh

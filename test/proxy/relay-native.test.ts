@@ -1,0 +1,132 @@
+/**
+ * The native relay's own bookkeeping (native/relay.c), on a proxy of the native data path: a connection's id
+ * names it and no later tenant of its slot, and a burst of connections larger than one batch of events
+ * (EV_BATCH) is accepted, relayed, closed and counted, with nothing held afterwards. (The relay's behaviour
+ * against the portable path is test/proxy/relay-compare.test.ts.)
+ */
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { nativeRelay } from '../../src/proxy/native-relay.js';
+import { Proxy } from '../../src/proxy/proxy.js';
+import { freePort, group, lineEcho, listener, routes, stopAll, testLog, until, upstream } from './helpers.js';
+
+const relay = nativeRelay();
+let proxy: Proxy | null = null;
+
+before(() => {
+  if (relay) proxy = new Proxy({ log: testLog, dataPath: 'native' });
+});
+after(async () => {
+  await proxy?.stop(1000);
+  await stopAll();
+});
+
+interface WithSessions {
+  frontends: Map<string, { sessions: Set<{ id?: number }> }>;
+}
+
+/** The addon's ids of the open sessions (NativeTcpSession keeps its id private). */
+function openIds(p: Proxy): number[] {
+  const ids: number[] = [];
+  for (const f of (p as unknown as WithSessions).frontends.values()) for (const s of f.sessions) if (typeof s.id === 'number') ids.push(s.id);
+  return ids;
+}
+
+/** A client that keeps its connection open: send(line) resolves with the answer line. */
+function client(port: number): Promise<{ send(line: string): Promise<string>; close(): Promise<void> }> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: '127.0.0.1', port });
+    let buf = '';
+    let waiting: ((l: string) => void) | null = null;
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => {
+      buf += d;
+      const i = buf.indexOf('\n');
+      if (i >= 0 && waiting) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        const w = waiting;
+        waiting = null;
+        w(line);
+      }
+    });
+    s.on('error', () => {});
+    s.on('connect', () =>
+      resolve({
+        send: (line) =>
+          new Promise((res, rej) => {
+            waiting = res;
+            s.write(`${line}\n`);
+            setTimeout(() => rej(new Error(`no answer to ${line}`)), 5000).unref();
+          }),
+        close: () =>
+          new Promise((res) => {
+            s.once('close', () => res());
+            s.end();
+          }),
+      }),
+    );
+    s.once('error', reject);
+  });
+}
+
+describe('the native relay', { skip: relay ? false : 'the native relay is not built' }, () => {
+  test("a closed connection's id finds nothing, not the next connection in its slot", async () => {
+    const a = await lineEcho('127.0.0.41', 'a');
+    const port = await freePort();
+    await proxy!.apply(routes(listener(port, 'tcp', [group('ids:1', 'tcp', [upstream('127.0.0.41', a.port)])])));
+    const first = await client(port);
+    assert.equal(await first.send('one'), 'a:one');
+    const [old] = openIds(proxy!);
+    assert.equal(typeof old, 'number');
+    await first.close();
+    await until('the first connection is gone', () => openIds(proxy!).length === 0 && relay!.open === 0);
+
+    const second = await client(port);
+    assert.equal(await second.send('two'), 'a:two');
+    const [now] = openIds(proxy!);
+    assert.equal(now! % 2 ** 21, old! % 2 ** 21, 'the second connection took the first one\'s slot (a free slot is reused first)');
+    assert.notEqual(now, old);
+    // Calls about the old id are no-ops: no peer, no connect, and neither reset nor abort touches the new tenant.
+    assert.equal(relay!.peer(old!), null);
+    assert.equal(relay!.connect(old!, '127.0.0.41', a.port, 1000, 1000), false);
+    relay!.reset(old!);
+    relay!.abort(old!);
+    assert.equal(await second.send('three'), 'a:three');
+    assert.equal(relay!.peer(now!), '127.0.0.1');
+    await second.close();
+    await until('nothing is held', () => openIds(proxy!).length === 0 && relay!.open === 0);
+  });
+
+  test('a burst of connections larger than one batch of events: all relayed, closed and counted', async () => {
+    const a = await lineEcho('127.0.0.42', 'a');
+    const port = await freePort();
+    await proxy!.apply(routes(listener(port, 'tcp', [group('burst:1', 'tcp', [upstream('127.0.0.42', a.port)])])));
+    const N = 1500; // 3 events each (accepted, connected, closed), more than EV_BATCH (2048) in all
+    const answers = await Promise.all(
+      Array.from(
+        { length: N },
+        (_, i) =>
+          new Promise<string>((resolve) => {
+            const s = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+            let buf = '';
+            s.setEncoding('utf8');
+            s.on('connect', () => s.end(`n${i}\n`));
+            s.on('data', (d: string) => (buf += d));
+            s.on('error', (e) => resolve(`error ${(e as NodeJS.ErrnoException).code}`));
+            s.on('close', () => resolve(buf));
+          }),
+      ),
+    );
+    assert.deepEqual(
+      answers.filter((x, i) => x !== `a:n${i}\n`),
+      [],
+    );
+    const stats = proxy!.metrics.route(String(port), 'burst:1');
+    await until('every connection is counted closed', () => stats.closed === N);
+    assert.equal(stats.opened, N);
+    assert.equal(stats.active, 0);
+    await until('nothing is held', () => openIds(proxy!).length === 0 && relay!.open === 0);
+  });
+});
