@@ -116,6 +116,8 @@ export class NativeTcpSession implements Session, NativeConnection {
   drain(): void {}
 
   abort(): void {
+    // An attempt in flight (a lookup, a retry) must not connect what is being closed.
+    this.attempt?.cancel();
     this.relay.abort(this.id);
   }
 }
