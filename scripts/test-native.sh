@@ -5,7 +5,7 @@
 #
 # 1. Builds native/relay.c with -fsanitize=address,undefined into build/asan/glow_relay.node (not the normal
 #    build/Release one), straight with gcc against Node's headers.
-# 2. Runs the proxy's test files of plain tcp listeners (below) with GLOW_PROXY_DATA_PATH=native GLOW_PROXY_ADDON=build/asan/glow_relay.node, the
+# 2. Runs the proxy's test files (below) with GLOW_PROXY_DATA_PATH=native GLOW_PROXY_ADDON=build/asan/glow_relay.node, the
 #    ASan runtime preloaded (node itself is not instrumented, and ASan must come first in the library list). Any
 #    sanitizer report aborts the process, so the test fails. Leak detection is off: Node does not free its own heap
 #    at exit (V8, OpenSSL, ICU: thousands of reports), and a suppression cannot keep relay.c's leaks apart from
@@ -13,11 +13,9 @@
 #    own bookkeeping is checked by the tests instead: the addon's open() must be 0 once the connections closed.
 # 3. Runs them again with GLOW_PROXY_DATA_PATH=portable (the reference path stays tested), without relay-compare
 #    (it runs both paths side by side whatever the environment says) and relay-native (the native path only).
-# Both runs take only the proxy test files that set up a plain tcp listener or exposure (a `listener(` or
-# `exposure(` call with 'tcp'): the data path decides nothing else (HTTP and TLS always run portable), and
-# `npm test` ran every file already. They leave out the files whose proxies run under systemd in booted nodes
-# (exposure-nodes, systemd): those proxies get the unit's environment, not this one, so neither the sanitizer
-# build nor the portable path would reach them.
+# Both runs take every proxy test file but those whose proxies run under systemd in booted nodes (exposure-nodes,
+# systemd): those proxies get the unit's environment, not this one, so neither the sanitizer build nor the
+# portable path would reach them (`npm test` ran them, on the native path).
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -47,13 +45,7 @@ if [ ! -d dist/test/proxy ]; then
   echo "scripts/test-native.sh: no dist/test/proxy: run npm run build first" >&2
   exit 2
 fi
-proxy_tests=$(grep -lE "(listener|exposure)\([^;]*'tcp'" $(find dist/test/proxy -name '*.test.js' | sort) </dev/null |
-  grep -v -e '/exposure-nodes\.test\.js$' -e '/systemd\.test\.js$' || true)
-if [ -z "$proxy_tests" ]; then
-  echo "scripts/test-native.sh: no proxy test sets up a plain tcp listener" >&2
-  exit 2
-fi
-echo "scripts/test-native.sh: the tests of plain tcp listeners:" $proxy_tests
+proxy_tests=$(find dist/test/proxy -name '*.test.js' | sort | grep -v -e '/exposure-nodes\.test\.js$' -e '/systemd\.test\.js$')
 
 echo "scripts/test-native.sh: the proxy tests on the native path, under ASan and UBSan"
 # relay-compare runs half its scripts here (npm test ran them all on the normal build): each takes longer under
