@@ -1,19 +1,24 @@
 /**
  * bench/proxy: Glow's proxy side by side with HAProxy and a direct connection, interleaved, on this machine.
  *
- *   npm run build && node dist/bench/proxy/run.js [--rounds 3] [--seconds 5] [--idle 10000] [--no-cluster] [--targets a,b]
+ *   npm run build && node dist/bench/proxy/run.js [--rounds 3] [--seconds 5] [--idle 10000] [--targets a,b]
+ *       [--single-threaded-gc] [--cluster]
  *
  * Needs (Debian): nginx, haproxy, wrk, iperf3, util-linux (taskset, prlimit); run as root (it raises its own
  * open-files limit for the idle-connection figure).
  *
  * Layout: the upstream (nginx answering `ok`, one worker) and the load
  * generators (wrk, iperf3) are pinned to CPU 0; each proxy runs alone on CPU 1 (one HAProxy thread, one Node
- * process). `node-pipe` is the floor of any Node proxy here (`net` + `pipe()`, nothing else). The `-x2` targets are
- * the cluster experiment: two Node workers sharing the sockets, on CPUs 0–1.
+ * process). `node-pipe` is the floor of any Node proxy here (`net` + `pipe()`, nothing else).
+ * Glow runs as two processes: one with GLOW_PROXY_DATA_PATH=native (its TCP listeners on native/relay.c; its HTTP
+ * and TLS listeners on the portable path, as always) and one with GLOW_PROXY_DATA_PATH=portable (TCP rows only).
+ * `--single-threaded-gc` adds the same two processes again with Node's --single-threaded-gc (rows `+stgc`);
+ * `--cluster` adds the cluster experiment (`-x2`: two portable workers sharing the sockets, on CPUs 0–1).
  * Every round runs every (target, load) pair once, in a shuffled order; medians over rounds are printed with
  * ratios to HAProxy (TCP targets to HAProxy mode tcp, HTTP targets to HAProxy mode http), the proxy's CPU per
- * request and its RSS, then the RSS of each proxy holding 10,000 idle client connections. It prints; it does not
- * assert. Differences under about 10% are noise on this VM.
+ * request (per connection with `Connection: close`) and its RSS, then the RSS of each proxy holding 10,000 idle
+ * client connections, then the native path against its targets. It prints; it does not assert. Differences under
+ * about 10–15% are noise on this VM.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -29,7 +34,10 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     seconds: { type: 'string', default: '5' },
     idle: { type: 'string', default: '10000' },
+    cluster: { type: 'boolean', default: false },
+    /** Accepted for old command lines: the cluster rows are off unless --cluster. */
     'no-cluster': { type: 'boolean', default: false },
+    'single-threaded-gc': { type: 'boolean', default: false },
     targets: { type: 'string' },
   },
 });
@@ -40,6 +48,8 @@ const ENTRY = fileURLToPath(new URL('./proxy-entry.js', import.meta.url));
 const PIPE = fileURLToPath(new URL('./node-pipe.js', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'glow-bench-proxy-'));
 const children: ChildProcess[] = [];
+/** What each child wrote to stderr so far (the first 100 kB). */
+const stderrOf = new WeakMap<ChildProcess, () => string>();
 let cleaningUp = false;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -59,6 +69,7 @@ function start(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env
   c.stderr!.on('data', (d: Buffer) => {
     if (log.length < 100_000) log += d.toString();
   });
+  stderrOf.set(c, () => log);
   c.on('exit', (code, signal) => {
     try {
       writeFileSync(out, log);
@@ -135,6 +146,8 @@ interface Target {
   /** The HAProxy target it is compared with. */
   baseline: string;
   port: number;
+  /** Its listener to the iperf3 server, for the bulk row (none: no bulk row). */
+  bulkPort?: number;
   pids: () => number[];
 }
 
@@ -347,53 +360,82 @@ frontend ft_https
       { name: 'bench', bind: '127.0.0.1', port: https, protocol: 'http', service: 'nginx-https:80', hosts: [], tls: { cert: join(tlsDir, 'bench.crt'), key: join(tlsDir, 'bench.key') }, accessLog: false, limits: { headBytes: 65536, bodyBytes: 104857600 }, trustedProxies: [], policy, groups: [{ service: 'nginx-https:80', kind: 'app', protocol: 'http', upstreams: [{ node: 'bench', host: '127.0.0.1', port: upPort, local: true, instance: 1 }], health: check }] },
     ],
   });
-  const glow = async (name: string, workers: number, cpus: string) => {
+  const STGC = values['single-threaded-gc'];
+  interface Glow {
+    p: ChildProcess;
+    ports: readonly [number, number, number, number];
+  }
+  /** One `glow proxy` with the four listeners: tcp, http, tcp to iperf3, https. */
+  const glow = async (name: string, path: 'native' | 'portable', o: { stgc?: boolean; workers?: number; cpus?: string } = {}): Promise<Glow> => {
     const ports = [await freePort(), await freePort(), await freePort(), await freePort()] as const;
     const file = join(work, `${name}.json`);
     writeFileSync(file, JSON.stringify(glowRoutes(...ports)));
-    const p = start('taskset', ['-c', cpus, process.execPath, ENTRY, '--routes', file, '--admin', join(work, `${name}.sock`), '--log-level', 'warn'], {
+    // --log-level info: the start line says which data path the process runs (read back below); nothing per connection.
+    // Node 20 refuses --single-threaded-gc in NODE_OPTIONS: it goes on the command line.
+    const p = start('taskset', ['-c', o.cpus ?? '1', process.execPath, ...(o.stgc ? ['--single-threaded-gc'] : []), ENTRY, '--routes', file, '--admin', join(work, `${name}.sock`), '--log-level', 'info'], {
       ...env,
       NODE_OPTIONS: PROXY_NODE_OPTIONS, // as glow-proxy.service runs it
-      GLOW_BENCH_WORKERS: String(workers),
+      GLOW_PROXY_DATA_PATH: path,
+      GLOW_BENCH_WORKERS: String(o.workers ?? 1),
     });
     return { p, ports };
   };
-  const g1 = await glow('glow', 1, '1');
+  /** The data path a Glow process says it runs, from its start line. */
+  const dataPathOf = (g: Glow): string => {
+    for (const line of (stderrOf.get(g.p)?.() ?? '').split('\n')) {
+      try {
+        const j = JSON.parse(line) as { msg?: string; dataPath?: string; why?: string };
+        if (j.msg === 'proxy started') return `${j.dataPath}${j.why ? ` (${j.why})` : ''}`;
+      } catch {
+        /* not a JSON line */
+      }
+    }
+    return '?';
+  };
+  const gNative = await glow('glow-native', 'native');
+  const gPortable = await glow('glow-portable', 'portable');
+  const gNativeGc = STGC ? await glow('glow-native-stgc', 'native', { stgc: true }) : null;
+  const gPortableGc = STGC ? await glow('glow-portable-stgc', 'portable', { stgc: true }) : null;
+  // The cluster experiment: node:cluster shares Node's own listening sockets, so it runs the portable path.
+  const gCluster = values.cluster ? await glow('glow-x2', 'portable', { workers: 2, cpus: '0,1' }) : null;
+  const glows = [gNative, gPortable, gNativeGc, gPortableGc, gCluster].filter((g): g is Glow => g !== null);
   const pipePort = await freePort();
   const pipeBulkPort = await freePort();
   const pipe = start('taskset', ['-c', '1', process.execPath, PIPE, String(pipePort), String(upPort)], env);
   start('taskset', ['-c', '1', process.execPath, PIPE, String(pipeBulkPort), String(iperfPort)], env);
-  const g2 = values['no-cluster'] ? null : await glow('glow-x2', 2, '0,1');
-  for (const port of [hTcp, hHttp, hTcpBulk, hHttps, pipePort, pipeBulkPort, ...g1.ports, ...(g2?.ports ?? [])]) await waitPort(port);
+  for (const port of [hTcp, hHttp, hTcpBulk, hHttps, pipePort, pipeBulkPort, ...glows.flatMap((g) => g.ports)]) await waitPort(port);
   await sleep(500);
 
   const pidsOf = (c: ChildProcess) => () => family(c.pid!);
+  const tcpRow = (name: string, g: Glow): Target => ({ name, kind: 'tcp', baseline: 'haproxy-tcp', port: g.ports[0], bulkPort: g.ports[2], pids: pidsOf(g.p) });
+  const httpRow = (name: string, g: Glow): Target => ({ name, kind: 'http', baseline: 'haproxy-http', port: g.ports[1], pids: pidsOf(g.p) });
+  const httpsRow = (name: string, g: Glow): Target => ({ name, kind: 'https', baseline: 'haproxy-https', port: g.ports[3], pids: pidsOf(g.p) });
+  // The HTTP and TLS rows are the native process's own HTTP and TLS listeners, which run on the portable path.
   const targets: Target[] = [
-    { name: 'direct', kind: 'direct', baseline: 'haproxy-tcp', port: upPort, pids: () => [] },
-    { name: 'haproxy-tcp', kind: 'tcp', baseline: 'haproxy-tcp', port: hTcp, pids: pidsOf(haproxy) },
+    { name: 'direct', kind: 'direct', baseline: 'haproxy-tcp', port: upPort, bulkPort: iperfPort, pids: () => [] },
+    { name: 'haproxy-tcp', kind: 'tcp', baseline: 'haproxy-tcp', port: hTcp, bulkPort: hTcpBulk, pids: pidsOf(haproxy) },
+    { name: 'node-pipe', kind: 'tcp', baseline: 'haproxy-tcp', port: pipePort, bulkPort: pipeBulkPort, pids: pidsOf(pipe) },
+    tcpRow('glow-tcp-native', gNative),
+    ...(gNativeGc ? [tcpRow('glow-tcp-native+stgc', gNativeGc)] : []),
+    tcpRow('glow-tcp-portable', gPortable),
+    ...(gPortableGc ? [tcpRow('glow-tcp-portable+stgc', gPortableGc)] : []),
+    ...(gCluster ? [tcpRow('glow-tcp-portable-x2', gCluster)] : []),
     { name: 'haproxy-http', kind: 'http', baseline: 'haproxy-http', port: hHttp, pids: pidsOf(haproxy) },
-    { name: 'node-pipe', kind: 'tcp', baseline: 'haproxy-tcp', port: pipePort, pids: pidsOf(pipe) },
-    { name: 'glow-tcp', kind: 'tcp', baseline: 'haproxy-tcp', port: g1.ports[0], pids: pidsOf(g1.p) },
-    { name: 'glow-http', kind: 'http', baseline: 'haproxy-http', port: g1.ports[1], pids: pidsOf(g1.p) },
+    httpRow('glow-http-portable', gNative),
+    ...(gNativeGc ? [httpRow('glow-http-portable+stgc', gNativeGc)] : []),
+    ...(gCluster ? [httpRow('glow-http-portable-x2', gCluster)] : []),
     { name: 'haproxy-https', kind: 'https', baseline: 'haproxy-https', port: hHttps, pids: pidsOf(haproxy) },
-    { name: 'glow-https', kind: 'https', baseline: 'haproxy-https', port: g1.ports[3], pids: pidsOf(g1.p) },
-    ...(g2
-      ? [
-          { name: 'glow-tcp-x2', kind: 'tcp' as const, baseline: 'haproxy-tcp', port: g2.ports[0], pids: pidsOf(g2.p) },
-          { name: 'glow-http-x2', kind: 'http' as const, baseline: 'haproxy-http', port: g2.ports[1], pids: pidsOf(g2.p) },
-        ]
-      : []),
+    httpsRow('glow-https-portable', gNative),
+    ...(gNativeGc ? [httpsRow('glow-https-portable+stgc', gNativeGc)] : []),
   ];
-  const bulkPort: Record<string, number> = { direct: iperfPort, 'haproxy-tcp': hTcpBulk, 'node-pipe': pipeBulkPort, 'glow-tcp': g1.ports[2], ...(g2 ? { 'glow-tcp-x2': g2.ports[2] } : {}) };
   const loads: Load[] = [wrkLoad('wrk 1 conn keep-alive', 1, false), wrkLoad('wrk 50 conns keep-alive', 50, false), wrkLoad('wrk 50 conns Connection: close', 50, true)];
   const bulk = bulkLoad();
 
-  // --targets a,b: only these (and their baselines), e.g. `--targets glow-https` for the exposure row alone.
+  // --targets a,b: only these (and their baselines), e.g. `--targets glow-https-portable` for the exposure row alone.
   if (values.targets) {
     const only = new Set(values.targets.split(','));
     for (const t of [...targets]) if (only.has(t.name)) only.add(t.baseline);
     for (let i = targets.length - 1; i >= 0; i--) if (!only.has(targets[i]!.name)) targets.splice(i, 1);
-    for (const k of Object.keys(bulkPort)) if (!only.has(k)) delete bulkPort[k];
   }
   // The same certificate and the same cipher on both TLS terminators: what a client of wrk's OpenSSL negotiates.
   const negotiated = (port: number) => {
@@ -401,21 +443,23 @@ frontend ft_https
     const text = `${r.stdout}${r.stderr}`;
     return `${/Protocol version: (\S+)/.exec(text)?.[1] ?? '?'} ${/Ciphersuite: (\S+)/.exec(text)?.[1] ?? '?'}`;
   };
-  const tlsLine = targets.some((t) => t.kind === 'https') ? `negotiated: haproxy-https ${negotiated(hHttps)}, glow-https ${negotiated(g1.ports[3])} (same certificate: EC P-256)` : '';
+  const tlsLine = targets.some((t) => t.kind === 'https') ? `negotiated: haproxy-https ${negotiated(hHttps)}, glow-https-portable ${negotiated(gNative.ports[3])} (same certificate: EC P-256)` : '';
+  const pathsLine = `data paths (each process's start line): glow-native ${dataPathOf(gNative)}, glow-portable ${dataPathOf(gPortable)}${gNativeGc ? `, glow-native-stgc ${dataPathOf(gNativeGc)}` : ''}${gPortableGc ? `, glow-portable-stgc ${dataPathOf(gPortableGc)}` : ''}${gCluster ? `, glow-x2 ${dataPathOf(gCluster)}` : ''}`;
 
   const pairs: { t: Target; l: Load }[] = [];
   for (const t of targets) for (const l of loads) pairs.push({ t, l });
-  for (const t of targets) if (bulkPort[t.name] !== undefined) pairs.push({ t: { ...t, port: bulkPort[t.name]! }, l: bulk });
+  const bulkTargets = targets.filter((t) => t.bulkPort !== undefined);
+  for (const t of bulkTargets) pairs.push({ t: { ...t, port: t.bulkPort! }, l: bulk });
 
   const results = new Map<string, Sample[]>();
   const load0 = loadavg();
-  process.stderr.write(`bench/proxy: ${pairs.length} runs × ${ROUNDS} rounds × ${SECONDS} s; load average at start ${load0.map((x) => x.toFixed(2)).join(' ')}\n`);
+  process.stderr.write(`bench/proxy: ${pairs.length} runs × ${ROUNDS} rounds × ${SECONDS} s; load average at start ${load0.map((x) => x.toFixed(2)).join(' ')}\n${pathsLine}\n`);
   for (let round = 0; round < ROUNDS; round++) {
     for (const { t, l } of shuffle(pairs)) {
       const s = await l.run(t);
       const key = `${l.name}\0${t.name}`;
       results.set(key, [...(results.get(key) ?? []), s]);
-      process.stderr.write(`  round ${round + 1} ${l.name.padEnd(32)} ${t.name.padEnd(13)} ${s.rps !== undefined ? `${s.rps.toFixed(0)} req/s p99 ${s.p99us?.toFixed(0)} µs` : `${s.gbits?.toFixed(2)} Gbit/s`}${s.errors ? ` (${s.errors})` : ''}\n`);
+      process.stderr.write(`  round ${round + 1} ${l.name.padEnd(32)} ${t.name.padEnd(24)} ${s.rps !== undefined ? `${s.rps.toFixed(0)} req/s p99 ${s.p99us?.toFixed(0)} µs` : `${s.gbits?.toFixed(2)} Gbit/s`}${s.errors ? ` (${s.errors})` : ''}\n`);
       await sleep(300);
     }
   }
@@ -426,23 +470,27 @@ frontend ft_https
   // is measured as it is after the load above, and Glow also fresh (a new process that has served nothing).
   const idleTargets: Target[] = [];
   if (IDLE > 0 && !values.targets) {
-    const fresh = await glow('glow-fresh', 1, '1');
-    const freshHttp = await glow('glow-fresh-http', 1, '1');
-    for (const port of [...fresh.ports, ...freshHttp.ports]) await waitPort(port);
+    const fNative = await glow('glow-fresh-native', 'native');
+    const fPortable = await glow('glow-fresh-portable', 'portable');
+    const fHttp = await glow('glow-fresh-http', 'native');
+    for (const port of [...fNative.ports, ...fPortable.ports, ...fHttp.ports]) await waitPort(port);
     await sleep(1000);
     idleTargets.push(
-      ...targets.filter((x) => x.kind !== 'direct' && x.kind !== 'https'),
-      { name: 'glow-tcp fresh', kind: 'tcp', baseline: 'haproxy-tcp', port: fresh.ports[0], pids: pidsOf(fresh.p) },
-      { name: 'glow-http fresh', kind: 'http', baseline: 'haproxy-http', port: freshHttp.ports[1], pids: pidsOf(freshHttp.p) },
+      ...targets.filter((x) => x.kind !== 'direct' && x.kind !== 'https' && !x.name.endsWith('-x2')),
+      tcpRow('glow-tcp-native fresh', fNative),
+      tcpRow('glow-tcp-portable fresh', fPortable),
+      httpRow('glow-http-portable fresh', fHttp),
     );
   }
-  const idle: { name: string; mb: number; before: number; count: number }[] = [];
+  const idle: { name: string; mb: number; before: number; count: number; per10k: number }[] = [];
   for (const t of idleTargets) {
     const count = Math.min(IDLE, Math.floor((nofile - 200) / (t.kind === 'tcp' ? 2 : 1)));
     const before = rssMb(t.pids());
     const socks = await idleConnections(t.port, count);
     await sleep(2000);
-    idle.push({ name: t.name, mb: rssMb(t.pids()), before, count });
+    const mb = rssMb(t.pids());
+    // Extrapolated only over a small step (the open-files limit: 9,900 TCP connections); else not a 10,000 figure.
+    idle.push({ name: t.name, mb, before, count, per10k: count >= 10_000 ? mb : count >= 9000 ? before + ((mb - before) * 10_000) / count : NaN });
     for (const s of socks) s.destroy();
     await sleep(1500);
   }
@@ -450,32 +498,91 @@ frontend ft_https
   // ---- report ----
   const fmt = (x: number | undefined, d = 0) => (x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(d));
   const med = (l: string, t: string, f: (s: Sample) => number | undefined) => median((results.get(`${l}\0${t}`) ?? []).map((s) => f(s) ?? NaN));
+  const W = Math.max(14, ...targets.map((t) => t.name.length)) + 2;
   const lines: string[] = [];
-  lines.push(`bench/proxy — ${ROUNDS} rounds × ${SECONDS} s per run, medians; upstream nginx + load on CPU 0, proxies on CPU 1 (-x2: 2 workers on CPUs 0–1)`);
+  lines.push(`bench/proxy — ${ROUNDS} rounds × ${SECONDS} s per run, medians; upstream nginx + load on CPU 0, proxies on CPU 1${gCluster ? ' (-x2: 2 workers on CPUs 0–1)' : ''}`);
   lines.push(`load average: start ${load0.map((x) => x.toFixed(2)).join(' ')}, end ${load1.map((x) => x.toFixed(2)).join(' ')}`);
+  lines.push(pathsLine);
+  lines.push(`proxy NODE_OPTIONS: ${PROXY_NODE_OPTIONS}${STGC ? ` (+stgc rows: the same, and node --single-threaded-gc)` : ''}; glow-http-portable and glow-https-portable are the HTTP and TLS listeners of glow-native, which always run on the portable path`);
   if (tlsLine) lines.push(tlsLine);
   for (const l of loads) {
-    lines.push('', `${l.name}`, `  ${'target'.padEnd(14)}${'req/s'.padStart(10)}${'× base'.padStart(8)}${'p50 µs'.padStart(9)}${'p99 µs'.padStart(9)}${'p99 ×'.padStart(7)}${'CPU µs/req'.padStart(12)}${'RSS MB'.padStart(8)}  errors`);
+    const per = l.name.includes('close') ? 'conn' : 'req';
+    lines.push('', `${l.name}`, `  ${'target'.padEnd(W)}${'req/s'.padStart(8)}${'× base'.padStart(8)}${'p50 µs'.padStart(9)}${'p99 µs'.padStart(9)}${'p99 ×'.padStart(7)}${`CPU µs/${per}`.padStart(13)}${'CPU ×'.padStart(7)}${'RSS MB'.padStart(8)}  errors`);
     for (const t of targets) {
       const rps = med(l.name, t.name, (s) => s.rps);
       const base = med(l.name, t.baseline, (s) => s.rps);
       const p99 = med(l.name, t.name, (s) => s.p99us);
       const p99b = med(l.name, t.baseline, (s) => s.p99us);
+      const cpu = med(l.name, t.name, (s) => s.cpuUsPerReq);
+      const cpub = med(l.name, t.baseline, (s) => s.cpuUsPerReq);
       const errs = (results.get(`${l.name}\0${t.name}`) ?? []).map((s) => s.errors).filter(Boolean);
       lines.push(
-        `  ${t.name.padEnd(14)}${fmt(rps).padStart(10)}${fmt(rps / base, 2).padStart(8)}${fmt(med(l.name, t.name, (s) => s.p50us)).padStart(9)}${fmt(p99).padStart(9)}${fmt(p99 / p99b, 2).padStart(7)}${fmt(med(l.name, t.name, (s) => s.cpuUsPerReq), 1).padStart(12)}${fmt(Math.max(...(results.get(`${l.name}\0${t.name}`) ?? []).map((s) => s.rssMb)), 0).padStart(8)}  ${errs.length ? errs[0] : ''}`,
+        `  ${t.name.padEnd(W)}${fmt(rps).padStart(8)}${fmt(rps / base, 2).padStart(8)}${fmt(med(l.name, t.name, (s) => s.p50us)).padStart(9)}${fmt(p99).padStart(9)}${fmt(p99 / p99b, 2).padStart(7)}${fmt(cpu, 1).padStart(13)}${fmt(cpu / cpub, 2).padStart(7)}${fmt(Math.max(...(results.get(`${l.name}\0${t.name}`) ?? []).map((s) => s.rssMb)), 0).padStart(8)}  ${errs.length ? errs[0] : ''}`,
       );
     }
   }
-  lines.push('', 'bulk tcp stream (iperf3, 1 stream)', `  ${'target'.padEnd(14)}${'Gbit/s'.padStart(10)}${'× base'.padStart(8)}`);
-  for (const name of Object.keys(bulkPort)) {
-    const g = med(bulk.name, name, (s) => s.gbits);
-    lines.push(`  ${name.padEnd(14)}${fmt(g, 2).padStart(10)}${fmt(g / med(bulk.name, 'haproxy-tcp', (s) => s.gbits), 2).padStart(8)}`);
+  lines.push('', 'bulk tcp stream (iperf3, 1 stream)', `  ${'target'.padEnd(W)}${'Gbit/s'.padStart(8)}${'× base'.padStart(8)}`);
+  for (const t of bulkTargets) {
+    const g = med(bulk.name, t.name, (s) => s.gbits);
+    lines.push(`  ${t.name.padEnd(W)}${fmt(g, 2).padStart(8)}${fmt(g / med(bulk.name, 'haproxy-tcp', (s) => s.gbits), 2).padStart(8)}`);
   }
-  lines.push('', `RSS with idle client connections (MB: before → with N; per 10,000 extrapolated linearly when N is smaller; open-files limit ${nofile})`);
+  const IW = Math.max(W, ...idle.map((i) => i.name.length + 2));
+  if (idle.length) lines.push('', `RSS with idle client connections (MB: before → with N; per 10,000 extrapolated linearly when N is smaller; open-files limit ${nofile})`);
   for (const i of idle) {
-    const per10k = i.before + ((i.mb - i.before) * 10_000) / i.count;
-    lines.push(`  ${i.name.padEnd(16)}${fmt(i.before).padStart(6)} → ${fmt(i.mb).padStart(4)} with ${i.count}${i.count < 10_000 && i.count >= 5000 ? `  (≈ ${fmt(per10k)} with 10,000)` : ''}`);
+    lines.push(`  ${i.name.padEnd(IW)}${fmt(i.before).padStart(6)} → ${fmt(i.mb).padStart(4)} with ${i.count}${i.count < 10_000 && Number.isFinite(i.per10k) ? `  (≈ ${fmt(i.per10k)} with 10,000)` : ''}`);
+  }
+
+  // --single-threaded-gc: each Glow row with and without the flag, same run.
+  if (STGC) {
+    lines.push('', '--single-threaded-gc (rows +stgc against the same rows without; Δ: with against without)');
+    lines.push(`  ${'target'.padEnd(W)}${'load'.padEnd(20)}${'req/s'.padStart(22)}${'CPU µs/req (/conn)'.padStart(26)}${'p99 µs'.padStart(26)}`);
+    for (const t of targets.filter((x) => x.name.endsWith('+stgc'))) {
+      const base = t.name.slice(0, -'+stgc'.length);
+      for (const l of loads) {
+        const pair = (f: (s: Sample) => number | undefined, d: number) => {
+          const a = med(l.name, base, f);
+          const b = med(l.name, t.name, f);
+          return `${fmt(a, d)} → ${fmt(b, d)} ${`(${b >= a ? '+' : '−'}${fmt(Math.abs((b / a - 1) * 100))}%)`.padStart(8)}`;
+        };
+        lines.push(`  ${base.padEnd(W)}${l.name.replace('wrk ', '').replace('Connection: ', '').padEnd(20)}${pair((s) => s.rps, 0).padStart(22)}${pair((s) => s.cpuUsPerReq, 1).padStart(26)}${pair((s) => s.p99us, 0).padStart(26)}`);
+      }
+    }
+    for (const i of idle.filter((x) => x.name.endsWith('+stgc'))) {
+      const b = idle.find((x) => x.name === i.name.slice(0, -'+stgc'.length));
+      if (b) lines.push(`  ${b.name.padEnd(W)}${'RSS MB, 10,000 idle'.padEnd(20)}${`${fmt(b.per10k)} → ${fmt(i.per10k)}`.padStart(22)}`);
+    }
+  }
+
+  // The native path against its targets (HTTP and TLS: the native process's listeners, on the portable path).
+  const L1 = loads[0]!.name;
+  const L50 = loads[1]!.name;
+  const LC = loads[2]!.name;
+  const ratio = (l: string, t: string) => med(l, t, (s) => s.rps) / med(l, targets.find((x) => x.name === t)?.baseline ?? '', (s) => s.rps);
+  const p99ratio = (t: string) => med(L1, t, (s) => s.p99us) / med(L1, 'haproxy-tcp', (s) => s.p99us);
+  const verdict = (ok: boolean, x: number) => (Number.isFinite(x) ? (ok ? 'met' : 'NOT MET') : '–');
+  const also = (f: (t: string) => number, names: string[]) =>
+    names
+      .filter((n) => targets.some((t) => t.name === n))
+      .map((n) => `${n} ${fmt(f(n), 2)}×`)
+      .join(', ');
+  const goal = (what: string, want: string, got: number, ok: boolean, more = '') => lines.push(`  ${what.padEnd(40)}${want.padEnd(10)}${`${fmt(got, 2)}×`.padStart(8)}  ${verdict(ok, got).padEnd(8)}${more ? `  (${more})` : ''}`);
+  lines.push('', 'targets of the native path (glow-tcp-native; HTTP and TLS: glow-native\'s own listeners, portable path)');
+  lines.push(`  ${'target'.padEnd(40)}${'want'.padEnd(10)}${'measured'.padStart(8)}`);
+  const tcp50 = ratio(L50, 'glow-tcp-native');
+  goal('TCP 50 keep-alive, req/s vs haproxy-tcp', '≥ 1.00×', tcp50, tcp50 >= 1.0, also((n) => ratio(L50, n), ['glow-tcp-portable', 'node-pipe']));
+  const tcpC = ratio(LC, 'glow-tcp-native');
+  goal('TCP new connection per request', '≥ 0.85×', tcpC, tcpC >= 0.85, also((n) => ratio(LC, n), ['glow-tcp-portable', 'node-pipe']));
+  const p99 = p99ratio('glow-tcp-native');
+  goal('TCP p99 at 1 connection vs haproxy-tcp', '≤ 1.20×', p99, p99 <= 1.2, `${fmt(med(L1, 'glow-tcp-native', (s) => s.p99us))} against ${fmt(med(L1, 'haproxy-tcp', (s) => s.p99us))} µs; ${also(p99ratio, ['glow-tcp-portable', 'node-pipe'])}`);
+  const http50 = ratio(L50, 'glow-http-portable');
+  goal('HTTP 50 keep-alive vs haproxy-http', '≥ 0.80×', http50, http50 >= 0.8, `1 connection ${fmt(ratio(L1, 'glow-http-portable'), 2)}×`);
+  const httpC = ratio(LC, 'glow-http-portable');
+  goal('HTTP new connection per request', '≥ 0.80×', httpC, httpC >= 0.8);
+  const tls50 = ratio(L50, 'glow-https-portable');
+  goal('TLS 50 keep-alive vs haproxy-https', '≥ 0.70×', tls50, tls50 >= 0.7, `1 connection ${fmt(ratio(L1, 'glow-https-portable'), 2)}×; new connection per request ${fmt(ratio(LC, 'glow-https-portable'), 2)}×`);
+  for (const name of ['glow-tcp-native', 'glow-tcp-native fresh']) {
+    const i = idle.find((x) => x.name === name);
+    if (i) lines.push(`  ${`RSS with 10,000 idle, ${name.endsWith('fresh') ? 'fresh process' : 'after the load'}`.padEnd(40)}${'< 100 MB'.padEnd(10)}${`${fmt(i.per10k)} MB`.padStart(8)}  ${verdict(i.per10k < 100, i.per10k)}`);
   }
   process.stdout.write(`${lines.join('\n')}\n`);
 }
