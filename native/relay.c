@@ -93,8 +93,11 @@ static uint32_t *g_free;
 static uint32_t g_nslots, g_nfree, g_open;
 static conn_t *g_list;
 
+/* The open listeners, in a slot array; their ids are never reused (an accept still queued for a closed listener
+   must not be taken for one of a listener opened since). */
 static listener_t **g_listeners;
 static uint32_t g_nlisteners;
+static double g_next_listener = 1;
 
 /* --- events ------------------------------------------------------------------------------------------------ */
 
@@ -514,18 +517,18 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
     uv_close((uv_handle_t *)&l->tcp, free_closed);
     return throw_uv(env, r);
   }
-  uint32_t id = 0;
-  while (id < g_nlisteners && g_listeners[id]) id++;
-  if (id == g_nlisteners) {
+  uint32_t slot = 0;
+  while (slot < g_nlisteners && g_listeners[slot]) slot++;
+  if (slot == g_nlisteners) {
     listener_t **ls = realloc(g_listeners, (g_nlisteners + 1) * sizeof *ls);
     if (!ls) abort();
     g_listeners = ls;
     g_nlisteners++;
   }
-  g_listeners[id] = l;
-  l->id = id;
+  g_listeners[slot] = l;
+  l->id = g_next_listener++;
   napi_value v;
-  napi_create_uint32(env, id, &v);
+  napi_create_double(env, l->id, &v);
   return v;
 }
 
@@ -534,10 +537,12 @@ static napi_value js_close_listener(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!args(env, info, 1, argv)) return NULL;
   double id = num(env, argv[0]);
-  if (id >= 0 && id < g_nlisteners && g_listeners[(uint32_t)id]) {
-    listener_t *l = g_listeners[(uint32_t)id];
-    g_listeners[(uint32_t)id] = NULL;
+  for (uint32_t slot = 0; slot < g_nlisteners; slot++) {
+    listener_t *l = g_listeners[slot];
+    if (!l || l->id != id) continue;
+    g_listeners[slot] = NULL;
     uv_close((uv_handle_t *)&l->tcp, free_closed);
+    break;
   }
   return undefined(env);
 }

@@ -1,7 +1,8 @@
 /**
  * The native relay's own bookkeeping (native/relay.c), on a proxy of the native data path: a connection's id
  * names it and no later tenant of its slot, and a burst of connections larger than one batch of events
- * (EV_BATCH) is accepted, relayed, closed and counted, with nothing held afterwards. (The relay's behaviour
+ * (EV_BATCH) is accepted, relayed, closed and counted, with nothing held afterwards; a listener's id is not
+ * reused. (The relay's behaviour
  * against the portable path is test/proxy/relay-compare.test.ts.)
  */
 import assert from 'node:assert/strict';
@@ -128,5 +129,16 @@ describe('the native relay', { skip: relay ? false : 'the native relay is not bu
     assert.equal(stats.opened, N);
     assert.equal(stats.active, 0);
     await until('nothing is held', () => openIds(proxy!).length === 0 && relay!.open === 0);
+  });
+
+  test("a closed listener's id is not given to the next listener (an accept still queued for it is refused)", async () => {
+    const owner = { accepted: (id: number) => relay!.reset(id) };
+    const port = await freePort();
+    const first = relay!.listen('127.0.0.1', port, owner);
+    relay!.closeListener(first);
+    // The same port again at once: the close frees it synchronously.
+    const second = relay!.listen('127.0.0.1', port, owner);
+    relay!.closeListener(second);
+    assert.notEqual(second, first);
   });
 });
