@@ -583,23 +583,19 @@ static napi_value js_connect(napi_env env, napi_callback_info info) {
   return ok;
 }
 
-/* reset(id): ends a connection with a reset of both sides (a refusal: the client sees ECONNRESET). */
-static napi_value js_reset(napi_env env, napi_callback_info info) {
+static napi_value close_call(napi_env env, napi_callback_info info, int reset) {
   napi_value argv[1];
   if (!args(env, info, 1, argv)) return NULL;
   conn_t *c = conn_find(num(env, argv[0]));
-  if (c) conn_close(c, 1, 1);
+  if (c) conn_close(c, reset, reset);
   return undefined(env);
 }
 
+/* reset(id): ends a connection with a reset of both sides (a refusal: the client sees ECONNRESET). */
+static napi_value js_reset(napi_env env, napi_callback_info info) { return close_call(env, info, 1); }
+
 /* abort(id): ends a connection now, with a plain close of both sides. */
-static napi_value js_abort(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  if (!args(env, info, 1, argv)) return NULL;
-  conn_t *c = conn_find(num(env, argv[0]));
-  if (c) conn_close(c, 0, 0);
-  return undefined(env);
-}
+static napi_value js_abort(napi_env env, napi_callback_info info) { return close_call(env, info, 0); }
 
 /* peer(id): the client's address, or null. */
 static napi_value js_peer(napi_env env, napi_callback_info info) {

@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { CONFIG_CODES } from '../../src/base/codes.js';
 import { loadRepository } from '../../src/config/load.js';
 import { memorySource } from '../../src/config/source.js';
+import { mulberry32 } from '../harness/prng.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const REPOS = ['examples/quickstart', 'examples/cluster', 'test/cases/notation-long', 'test/cases/exposure-http-hosts', 'test/cases/sinks', 'test/cases/sandbox'];
@@ -41,17 +42,6 @@ function readTree(dir: string): Record<string, string | Uint8Array> {
   return files;
 }
 
-/** mulberry32: small, seeded, good enough to pick mutations. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const ODD = ['\t', ' \t', '-', '- ', ':', ': ', '? ', '&a ', '*a', '*b ', '!!str ', '!!map ', '!x ', '{', '}', '[', ']', '"', "'", '|', '>-', '#', '%YAML 1.2\n', '---\n', '...\n', '\r', '\u0000', '\ufeff', '~', 'null', '0x1F', '1e400', '-.inf', '.nan', '0o17', 'yes', '2001-12-14', '<<: *a', '- - -', '@', '`', ',', '  ', '\n', '\n\t- x', '\n  -\tx', '\n- ', 'a: [', 'b: {c', '"\\x"', "'it''s"];
 
@@ -111,7 +101,7 @@ function mutate(text: string, r: () => number): string {
 
 test(`the loader survives ${ROUNDS} mutated repositories; every error is positioned and coded`, () => {
   const repos = REPOS.map((dir) => ({ dir, files: readTree(join(ROOT, dir)) }));
-  const r = rng(0x61c0);
+  const r = mulberry32(0x61c0);
   let errorsSeen = 0;
   for (let round = 0; round < ROUNDS; round++) {
     const { dir, files } = repos[round % repos.length]!;

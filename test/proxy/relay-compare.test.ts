@@ -40,6 +40,7 @@ import { nativeRelay } from '../../src/proxy/native-relay.js';
 import { Proxy } from '../../src/proxy/proxy.js';
 import type { RouteStats } from '../../src/proxy/metrics.js';
 import { deadPort, exposure, freePort, group, routesWith, stopAll, testLog, upstream } from './helpers.js';
+import { mulberry32 } from '../harness/prng.js';
 
 const SEED = Number(process.env['GLOW_COMPARE_SEED'] ?? 0x5eed_c0de) >>> 0;
 const SCRIPTS = Number(process.env['GLOW_COMPARE_SCRIPTS'] ?? 2400);
@@ -61,22 +62,9 @@ const IDLE_MS = 300;
 const PROBES = 8;
 const PROBE_BYTES = 100;
 
-// ---- a seeded PRNG (mulberry32) ----
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** 1 MiB of seeded noise; a chunk is a slice of it at a random offset. */
 const POOL = (() => {
-  const r = prng(SEED ^ 0xa5a5a5a5);
+  const r = mulberry32(SEED ^ 0xa5a5a5a5);
   const b = Buffer.alloc(1 << 20);
   for (let i = 0; i < b.length; i += 4) b.writeUInt32LE(Math.floor(r() * 4294967296), i);
   return b;
@@ -497,7 +485,7 @@ describe('the native data path against the portable one', () => {
   test('random scripts: same bytes, same ends, same counters', { timeout: 150_000, skip: native ? false : 'the native relay is not built' }, async () => {
     const { native: n, portable: q } = paths!;
     console.log(`relay-compare: seed ${SEED} (GLOW_COMPARE_SEED=${SEED} replays it), up to ${SCRIPTS} scripts`);
-    const r = prng(SEED);
+    const r = mulberry32(SEED);
     const diffs: string[] = [];
     const t0 = Date.now();
     let done = 0;
