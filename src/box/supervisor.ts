@@ -139,6 +139,7 @@ export class Supervisor {
     try {
       proc = spawn(program!, args, { cwd: spec.launch.cwd, env: { ...spec.launch.env }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     } catch (e) {
+      child.startedAt = 0; // it never ran: no "after" in the message, and the last run's time is not this one's
       this.#crashed(child, `could not be started: ${(e as Error).message}`);
       return;
     }
@@ -190,14 +191,14 @@ export class Supervisor {
   }
 
   #crashed(child: Child, why: string): void {
-    const ran = child.startedAt ? Date.now() - child.startedAt : 0;
+    const ran = child.startedAt ? Date.now() - child.startedAt : undefined;
     const backoff = this.#opts.backoff ?? DEFAULT_BACKOFF;
-    child.crashes = ran >= backoff.resetAfterMs ? 1 : child.crashes + 1;
+    child.crashes = ran !== undefined && ran >= backoff.resetAfterMs ? 1 : child.crashes + 1;
     const delay = backoffDelay(child.crashes, backoff);
     child.state = 'backoff';
     child.since = new Date();
     child.nextStartAt = new Date(Date.now() + delay);
-    this.#term.error(`${child.spec.key} ${why}${ran ? ` after ${seconds(ran)}` : ''}; starting it again in ${seconds(delay)}`);
+    this.#term.error(`${child.spec.key} ${why}${ran !== undefined ? ` after ${seconds(ran)}` : ''}; starting it again in ${seconds(delay)}`);
     child.timer = setTimeout(() => {
       if (this.#children.get(child.spec.key) !== child || child.state !== 'backoff' || this.#closed) return;
       child.restarts += 1;
