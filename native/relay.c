@@ -23,6 +23,7 @@
  */
 #include <node_api.h>
 #include <uv.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,11 +35,24 @@
 #define SLOT_LIMIT (1u << SLOT_BITS)
 #define EV_FIELDS 4     /* kind, id, a, b */
 #define EV_BATCH 2048   /* events per call into JavaScript (the shared array's size) */
+#define DATA_FLUSH (1u << 20) /* bytes read by stream sockets that make a batch go to JavaScript at once */
+#define DATA_KEEP (4u * BUF_SIZE) /* the read area kept between batches */
 
 enum { EV_ACCEPT = 1, EV_CONNECTED = 2, EV_CONNECT_FAILED = 3, EV_CLOSED = 4 };
+/* A stream socket's events: connected, bytes read (a: their place in the batch's data), end of stream, written
+   out after a write that returned false, an error (a: the negative errno; the close follows), idle, closed. */
+enum { EV_S_CONNECTED = 5, EV_S_DATA = 6, EV_S_EOF = 7, EV_S_DRAIN = 8, EV_S_ERROR = 9, EV_S_TIMEOUT = 10, EV_S_CLOSED = 11 };
 enum { ST_WAITING, ST_CONNECTING, ST_RELAYING, ST_CLOSING };
 
 typedef struct conn conn_t;
+
+/* What the slot table holds: a relay connection or a stream socket, told apart by kind. */
+enum { KIND_CONN = 1, KIND_SOCK = 2 };
+typedef struct {
+  double id;
+  uint32_t slot;
+  int kind;
+} obj_t;
 
 typedef struct {
   uv_tcp_t tcp;
@@ -55,22 +69,22 @@ typedef struct {
 } dir_t;
 
 struct conn {
+  obj_t o; /* first member */
   uv_tcp_t client;
   uv_timer_t timer;
   upstream_t *up;
   dir_t c2u, u2c;
   conn_t *prev, *next; /* the sweeper's list (relaying connections with an idle timeout) */
-  double id;
   double listener;
   uint64_t last, idle_ms;
   double bytes_in, bytes_out; /* read from the client, written to the client */
-  uint32_t slot;
   int state, handles, listed;
 };
 
 typedef struct {
   uv_tcp_t tcp;
   double id;
+  int streams; /* accepts stream sockets (an HTTP listener), not relay connections */
 } listener_t;
 
 static napi_env g_env;
@@ -87,7 +101,7 @@ static char g_buf[BUF_SIZE];
 static double *g_queue;       /* events not yet handed over */
 static size_t g_queued, g_queue_cap;
 
-static conn_t **g_slots;
+static obj_t **g_slots;
 static uint32_t *g_gens;
 static uint32_t *g_free;
 static uint32_t g_nslots, g_nfree, g_open;
@@ -119,12 +133,39 @@ static void emit(int kind, double id, double a, double b) {
   if (g_queued++ == 0) uv_idle_start(&g_idle, idle_noop); /* the loop must not block before the check phase */
 }
 
+static char *g_data; /* what stream sockets read since the last batch (EV_S_DATA events point into it) */
+static size_t g_data_len, g_data_cap;
+
+/* The bytes of a batch's EV_S_DATA events, each in a Buffer of its own (a session may keep one for long: it must
+   not hold the rest of the batch), in one array, in the events' order; undefined when there are none. */
+static napi_value batch_data(const double *ev, size_t n) {
+  napi_value arr;
+  size_t count = 0;
+  for (size_t i = 0; i < n; i++)
+    if (ev[i * EV_FIELDS] == EV_S_DATA) count++;
+  if (count == 0) {
+    napi_get_undefined(g_env, &arr);
+    return arr;
+  }
+  napi_create_array_with_length(g_env, count, &arr);
+  uint32_t j = 0;
+  for (size_t i = 0; i < n; i++) {
+    const double *e = ev + i * EV_FIELDS;
+    if (e[0] != EV_S_DATA) continue;
+    napi_value b;
+    void *unused;
+    napi_create_buffer_copy(g_env, (size_t)e[3], g_data + (size_t)e[2], &unused, &b);
+    napi_set_element(g_env, arr, j++, b);
+  }
+  return arr;
+}
+
 static void flush(uv_check_t *h) {
   (void)h;
   if (g_queued == 0) return;
   napi_handle_scope scope;
   napi_open_handle_scope(g_env, &scope);
-  napi_value cb, recv, arg;
+  napi_value cb, recv, argv[2];
   napi_get_reference_value(g_env, g_callback, &cb);
   napi_get_reference_value(g_env, g_resource, &recv);
   size_t done = 0;
@@ -132,17 +173,22 @@ static void flush(uv_check_t *h) {
   while (done < g_queued) {
     size_t n = g_queued - done;
     if (n > EV_BATCH) n = EV_BATCH;
+    napi_handle_scope inner;
+    napi_open_handle_scope(g_env, &inner);
     memcpy(g_events, g_queue + done * EV_FIELDS, n * EV_FIELDS * sizeof(double));
+    argv[1] = batch_data(g_queue + done * EV_FIELDS, n);
     done += n;
-    napi_create_uint32(g_env, (uint32_t)n, &arg);
+    napi_create_uint32(g_env, (uint32_t)n, &argv[0]);
     napi_value result;
-    if (napi_make_callback(g_env, g_async, recv, cb, 1, &arg, &result) == napi_pending_exception) {
+    if (napi_make_callback(g_env, g_async, recv, cb, 2, argv, &result) == napi_pending_exception) {
       napi_value err;
       napi_get_and_clear_last_exception(g_env, &err);
       napi_fatal_exception(g_env, err);
     }
+    napi_close_handle_scope(g_env, inner);
   }
   g_queued = 0;
+  g_data_len = 0;
   uv_idle_stop(&g_idle);
   /* A burst (thousands of connections closing at once) grew the queue: it does not keep that memory. */
   if (g_queue_cap > EV_BATCH) {
@@ -150,12 +196,18 @@ static void flush(uv_check_t *h) {
     g_queue = NULL;
     g_queue_cap = 0;
   }
+  if (g_data_cap > DATA_KEEP) {
+    free(g_data);
+    g_data = NULL;
+    g_data_cap = 0;
+  }
   napi_close_handle_scope(g_env, scope);
 }
 
 /* --- connections ------------------------------------------------------------------------------------------- */
 
-static conn_t *conn_new(double listener) {
+/* A zeroed object of `size` bytes in a free slot, its id made of the slot and the slot's generation. */
+static void *obj_new(size_t size, int kind) {
   uint32_t slot;
   if (g_nfree) {
     slot = g_free[--g_nfree];
@@ -163,7 +215,7 @@ static conn_t *conn_new(double listener) {
     if (g_nslots == SLOT_LIMIT) return NULL;
     if ((g_nslots & (g_nslots - 1)) == 0) { /* grow at powers of two */
       uint32_t cap = g_nslots ? g_nslots * 2 : 256;
-      conn_t **s = realloc(g_slots, cap * sizeof *s);
+      obj_t **s = realloc(g_slots, cap * sizeof *s);
       uint32_t *g = realloc(g_gens, cap * sizeof *g);
       uint32_t *f = realloc(g_free, cap * sizeof *f);
       if (!s || !g || !f) abort();
@@ -174,24 +226,40 @@ static conn_t *conn_new(double listener) {
     slot = g_nslots++;
     g_gens[slot] = 0;
   }
-  conn_t *c = calloc(1, sizeof *c);
-  if (!c) abort();
-  c->slot = slot;
-  c->id = (double)g_gens[slot] * (double)SLOT_LIMIT + slot;
-  c->listener = listener;
-  g_slots[slot] = c;
+  obj_t *o = calloc(1, size);
+  if (!o) abort();
+  o->slot = slot;
+  o->kind = kind;
+  o->id = (double)g_gens[slot] * (double)SLOT_LIMIT + slot;
+  g_slots[slot] = o;
   g_open++;
-  return c;
+  return o;
 }
 
-static conn_t *conn_find(double id) {
+static void obj_free(obj_t *o) {
+  g_slots[o->slot] = NULL;
+  g_gens[o->slot]++;
+  g_free[g_nfree++] = o->slot;
+  g_open--;
+  free(o);
+}
+
+static obj_t *obj_find(double id, int kind) {
   if (!(id >= 0)) return NULL;
   uint64_t v = (uint64_t)id;
   uint32_t slot = (uint32_t)(v & (SLOT_LIMIT - 1));
   if (slot >= g_nslots) return NULL;
-  conn_t *c = g_slots[slot];
-  return c && c->id == id ? c : NULL;
+  obj_t *o = g_slots[slot];
+  return o && o->id == id && o->kind == kind ? o : NULL;
 }
+
+static conn_t *conn_new(double listener) {
+  conn_t *c = obj_new(sizeof *c, KIND_CONN);
+  if (c) c->listener = listener;
+  return c;
+}
+
+static conn_t *conn_find(double id) { return (conn_t *)obj_find(id, KIND_CONN); }
 
 static void unlist(conn_t *c) {
   if (!c->listed) return;
@@ -204,15 +272,11 @@ static void unlist(conn_t *c) {
 
 static void handle_closed(conn_t *c) {
   if (--c->handles > 0) return;
-  emit(EV_CLOSED, c->id, c->bytes_in, c->bytes_out);
+  emit(EV_CLOSED, c->o.id, c->bytes_in, c->bytes_out);
   unlist(c);
-  g_slots[c->slot] = NULL;
-  g_gens[c->slot]++;
-  g_free[g_nfree++] = c->slot;
-  g_open--;
   free(c->c2u.pending);
   free(c->u2c.pending);
-  free(c);
+  obj_free(&c->o);
 }
 
 static void client_closed(uv_handle_t *h) { handle_closed(h->data); }
@@ -350,6 +414,9 @@ static void drop_attempt(conn_t *c) {
   uv_close((uv_handle_t *)&u->tcp, upstream_closed); /* its connect callback then sees UV_ECANCELED */
 }
 
+static void sweep_streams(uint64_t now);
+static int streams_listed(void);
+
 static void sweep(uv_timer_t *t) {
   (void)t;
   uint64_t now = uv_now(g_loop);
@@ -357,10 +424,17 @@ static void sweep(uv_timer_t *t) {
     next = c->next;
     if (now - c->last >= c->idle_ms) conn_close(c, 0, 0);
   }
-  if (!g_list) {
+  sweep_streams(now);
+  if (!g_list && !streams_listed()) {
     uv_timer_stop(&g_sweeper);
     g_sweeping = 0;
   }
+}
+
+static void sweeper_start(void) {
+  if (g_sweeping) return;
+  uv_timer_start(&g_sweeper, sweep, SWEEP_MS, SWEEP_MS);
+  g_sweeping = 1;
 }
 
 static void connect_cb(uv_connect_t *req, int status) {
@@ -369,7 +443,7 @@ static void connect_cb(uv_connect_t *req, int status) {
   if (status == UV_ECANCELED || c->state != ST_CONNECTING || c->up != u) return;
   if (status < 0) {
     drop_attempt(c);
-    emit(EV_CONNECT_FAILED, c->id, status, 0);
+    emit(EV_CONNECT_FAILED, c->o.id, status, 0);
     return;
   }
   uv_timer_stop(&c->timer);
@@ -382,12 +456,9 @@ static void connect_cb(uv_connect_t *req, int status) {
     if (g_list) g_list->prev = c;
     g_list = c;
     c->listed = 1;
-    if (!g_sweeping) {
-      uv_timer_start(&g_sweeper, sweep, SWEEP_MS, SWEEP_MS);
-      g_sweeping = 1;
-    }
+    sweeper_start();
   }
-  emit(EV_CONNECTED, c->id, 0, 0);
+  emit(EV_CONNECTED, c->o.id, 0, 0);
   if (uv_read_start(client_of(c), alloc_cb, read_cb) < 0 || uv_read_start(up_of(c), alloc_cb, read_cb) < 0)
     conn_close(c, 1, 1);
 }
@@ -396,22 +467,26 @@ static void connect_timeout(uv_timer_t *t) {
   conn_t *c = t->data;
   if (c->state != ST_CONNECTING) return;
   drop_attempt(c);
-  emit(EV_CONNECT_FAILED, c->id, UV_ETIMEDOUT, 1);
+  emit(EV_CONNECT_FAILED, c->o.id, UV_ETIMEDOUT, 1);
 }
+
+/* More connections than slots: one is taken off the queue and closed. */
+static void refuse_overflow(uv_tcp_t *server) {
+  uv_tcp_t *t = malloc(sizeof *t);
+  if (!t) abort();
+  uv_tcp_init(g_loop, t);
+  uv_accept((uv_stream_t *)server, (uv_stream_t *)t);
+  uv_close((uv_handle_t *)t, free_closed);
+}
+
+static void accept_stream(listener_t *l);
 
 static void on_connection(uv_stream_t *server, int status) {
   listener_t *l = (listener_t *)server;
   if (status < 0) return;
+  if (l->streams) return accept_stream(l);
   conn_t *c = conn_new(l->id);
-  if (!c) {
-    /* More connections than slots: take it off the queue and close it. */
-    uv_tcp_t *t = malloc(sizeof *t);
-    if (!t) abort();
-    uv_tcp_init(g_loop, t);
-    uv_accept(server, (uv_stream_t *)t);
-    uv_close((uv_handle_t *)t, free_closed);
-    return;
-  }
+  if (!c) return refuse_overflow(&l->tcp);
   uv_tcp_init(g_loop, &c->client);
   uv_timer_init(g_loop, &c->timer);
   c->client.data = c;
@@ -419,11 +494,231 @@ static void on_connection(uv_stream_t *server, int status) {
   c->handles = 2;
   if (uv_accept(server, client_of(c)) < 0) {
     conn_close(c, 0, 0);
-    c->id = -1; /* closed before JavaScript heard of it: its close is still reported, and ignored */
+    c->o.id = -1; /* closed before JavaScript heard of it: its close is still reported, and ignored */
     return;
   }
   uv_tcp_nodelay(&c->client, 1);
-  emit(EV_ACCEPT, c->id, l->id, 0);
+  emit(EV_ACCEPT, c->o.id, l->id, 0);
+}
+
+/* --- stream sockets ---------------------------------------------------------------------------------------
+ *
+ * The connections of an HTTP listener, and the proxy's connections to HTTP upstreams, are stream sockets: the
+ * addon reads and writes them, JavaScript parses and decides (src/proxy/native-socket.ts gives them the shape of
+ * a Node socket). What they read is gathered into one area per loop iteration and handed over with the batch of
+ * events, a Buffer per read. A write is tried at once (uv_try_write); what the kernel does not take is copied
+ * and queued, the write returns false, and a drain event follows once the queue is written. JavaScript pauses
+ * reading when it must (backpressure is its own). An end of stream read and a shutdown done close the socket; so
+ * does an error, reported first. The idle timeout is the sweeper's: it reports, JavaScript decides.
+ */
+
+enum { SS_CONNECTING, SS_OPEN, SS_CLOSING };
+
+typedef struct sock {
+  obj_t o; /* first member */
+  uv_tcp_t tcp;
+  uv_connect_t creq;
+  uv_shutdown_t sreq;
+  struct sock *prev, *next; /* the sweeper's list (sockets with an idle timeout) */
+  uint64_t last, idle_ms;
+  size_t queued; /* bytes in queued writes */
+  int state, reading, eof, shutting, shut, want_drain, timed_out, listed;
+} sock_t;
+
+typedef struct {
+  uv_write_t req;
+  size_t len;
+  char data[];
+} wreq_t;
+
+static sock_t *g_slist;
+
+static int streams_listed(void) { return g_slist != NULL; }
+
+static sock_t *sock_find(double id) { return (sock_t *)obj_find(id, KIND_SOCK); }
+
+static void sock_unlist(sock_t *s) {
+  if (!s->listed) return;
+  if (s->prev) s->prev->next = s->next;
+  else g_slist = s->next;
+  if (s->next) s->next->prev = s->prev;
+  s->prev = s->next = NULL;
+  s->listed = 0;
+}
+
+static void sock_activity(sock_t *s) {
+  s->last = uv_now(g_loop);
+  s->timed_out = 0;
+}
+
+static void sweep_streams(uint64_t now) {
+  for (sock_t *s = g_slist; s; s = s->next) {
+    if (s->timed_out || now - s->last < s->idle_ms) continue;
+    s->timed_out = 1; /* reported once until the next traffic */
+    emit(EV_S_TIMEOUT, s->o.id, 0, 0);
+  }
+}
+
+static void sock_closed(uv_handle_t *h) {
+  sock_t *s = h->data;
+  emit(EV_S_CLOSED, s->o.id, 0, 0);
+  obj_free(&s->o);
+}
+
+static void sock_close(sock_t *s, int reset) {
+  if (s->state == SS_CLOSING) return;
+  s->state = SS_CLOSING;
+  sock_unlist(s);
+  close_stream(&s->tcp, reset, sock_closed);
+}
+
+static void sock_fail(sock_t *s, int err) {
+  if (s->state == SS_CLOSING) return;
+  emit(EV_S_ERROR, s->o.id, err, 0);
+  sock_close(s, 0);
+}
+
+static void alloc_data(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  (void)h;
+  (void)suggested;
+  if (g_data_cap - g_data_len < BUF_SIZE) {
+    size_t cap = g_data_cap ? g_data_cap * 2 : DATA_KEEP;
+    while (cap - g_data_len < BUF_SIZE) cap *= 2;
+    char *d = realloc(g_data, cap);
+    if (!d) abort();
+    g_data = d;
+    g_data_cap = cap;
+  }
+  buf->base = g_data + g_data_len;
+  buf->len = BUF_SIZE;
+}
+
+static void sread_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
+  (void)buf;
+  sock_t *s = st->data;
+  if (s->state != SS_OPEN) return;
+  if (nread > 0) {
+    sock_activity(s);
+    emit(EV_S_DATA, s->o.id, (double)g_data_len, (double)nread);
+    g_data_len += (size_t)nread;
+    if (g_data_len >= DATA_FLUSH) flush(NULL); /* a burst of reads: JavaScript takes them before more come */
+  } else if (nread == UV_EOF) {
+    s->eof = 1;
+    uv_read_stop(st);
+    emit(EV_S_EOF, s->o.id, 0, 0);
+    if (s->shut) sock_close(s, 0);
+  } else if (nread < 0) {
+    sock_fail(s, (int)nread);
+  }
+}
+
+static void sock_read(sock_t *s) {
+  if (s->state != SS_OPEN || !s->reading || s->eof) return;
+  int r = uv_read_start((uv_stream_t *)&s->tcp, alloc_data, sread_cb);
+  if (r < 0 && r != UV_EALREADY) sock_fail(s, r);
+}
+
+static void sshutdown_cb(uv_shutdown_t *req, int status) {
+  sock_t *s = req->data;
+  if (status == UV_ECANCELED || s->state == SS_CLOSING) return;
+  s->shut = 1;
+  if (status < 0) sock_fail(s, status);
+  else if (s->eof) sock_close(s, 0);
+}
+
+static void sock_shutdown(sock_t *s) {
+  s->sreq.data = s;
+  int r = uv_shutdown(&s->sreq, (uv_stream_t *)&s->tcp, sshutdown_cb);
+  if (r < 0) sock_fail(s, r);
+}
+
+static void swrite_cb(uv_write_t *req, int status) {
+  wreq_t *w = (wreq_t *)req;
+  sock_t *s = req->data;
+  s->queued -= w->len;
+  free(w);
+  if (status == UV_ECANCELED || s->state == SS_CLOSING) return;
+  if (status < 0) return sock_fail(s, status);
+  sock_activity(s);
+  if (s->queued == 0 && s->want_drain) {
+    s->want_drain = 0;
+    emit(EV_S_DRAIN, s->o.id, 0, 0);
+  }
+}
+
+/* Writes n buffers (in order, after what is queued): 1 when all went out now, 0 when some were queued. */
+static int sock_write(sock_t *s, uv_buf_t *bufs, unsigned n) {
+  size_t total = 0;
+  for (unsigned i = 0; i < n; i++) total += bufs[i].len;
+  size_t sent = 0;
+  if (s->queued == 0 && s->state == SS_OPEN) {
+    int r = uv_try_write((uv_stream_t *)&s->tcp, bufs, n);
+    if (r < 0 && r != UV_EAGAIN) {
+      sock_fail(s, r);
+      return 0;
+    }
+    if (r > 0) sent = (size_t)r;
+    if (sent == total) {
+      if (total > 0) sock_activity(s);
+      return 1;
+    }
+  }
+  wreq_t *w = malloc(sizeof *w + (total - sent));
+  if (!w) abort();
+  size_t off = 0;
+  for (unsigned i = 0; i < n; i++) { /* the bytes not yet written, from `sent` on */
+    size_t len = bufs[i].len;
+    if (sent >= len) {
+      sent -= len;
+      continue;
+    }
+    memcpy(w->data + off, bufs[i].base + sent, len - sent);
+    off += len - sent;
+    sent = 0;
+  }
+  w->len = off;
+  w->req.data = s;
+  uv_buf_t b = uv_buf_init(w->data, (unsigned)off);
+  int r = uv_write(&w->req, (uv_stream_t *)&s->tcp, &b, 1, swrite_cb);
+  if (r < 0) {
+    free(w);
+    sock_fail(s, r);
+    return 0;
+  }
+  s->queued += off;
+  s->want_drain = 1;
+  return 0;
+}
+
+static void sconnect_cb(uv_connect_t *req, int status) {
+  sock_t *s = req->data;
+  if (status == UV_ECANCELED || s->state != SS_CONNECTING) return;
+  if (status < 0) return sock_fail(s, status);
+  s->state = SS_OPEN;
+  uv_tcp_nodelay(&s->tcp, 1);
+  uv_tcp_keepalive(&s->tcp, 1, KEEPALIVE_S);
+  sock_activity(s);
+  emit(EV_S_CONNECTED, s->o.id, 0, 0);
+  if (s->shutting) sock_shutdown(s);
+  sock_read(s);
+}
+
+static void accept_stream(listener_t *l) {
+  sock_t *s = obj_new(sizeof *s, KIND_SOCK);
+  if (!s) return refuse_overflow(&l->tcp);
+  uv_tcp_init(g_loop, &s->tcp);
+  s->tcp.data = s;
+  s->state = SS_OPEN;
+  s->reading = 1;
+  if (uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&s->tcp) < 0) {
+    sock_close(s, 0);
+    s->o.id = -1; /* closed before JavaScript heard of it: its close is still reported, and ignored */
+    return;
+  }
+  uv_tcp_nodelay(&s->tcp, 1);
+  sock_activity(s);
+  emit(EV_ACCEPT, s->o.id, l->id, 0);
+  sock_read(s);
 }
 
 /* --- the functions JavaScript calls ------------------------------------------------------------------------ */
@@ -501,10 +796,11 @@ static napi_value js_init(napi_env env, napi_callback_info info) {
   return n;
 }
 
-/* listen(host, port, backlog): a listener id; throws with the error's code (EADDRINUSE, EACCES...). */
+/* listen(host, port, backlog, streams): a listener id; throws with the error's code (EADDRINUSE, EACCES...). Its
+   connections are relay connections, or stream sockets when `streams` is true. */
 static napi_value js_listen(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  if (!args(env, info, 3, argv)) return NULL;
+  napi_value argv[4];
+  if (!args(env, info, 4, argv)) return NULL;
   struct sockaddr_storage ss;
   int r = addr_of(env, argv[0], (int)num(env, argv[1]), &ss);
   if (r < 0) return throw_uv(env, r);
@@ -527,6 +823,9 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
   }
   g_listeners[slot] = l;
   l->id = g_next_listener++;
+  bool streams = false;
+  napi_get_value_bool(env, argv[3], &streams);
+  l->streams = streams;
   napi_value v;
   napi_create_double(env, l->id, &v);
   return v;
@@ -576,7 +875,7 @@ static napi_value js_connect(napi_env env, napi_callback_info info) {
   if (r == 0) r = uv_tcp_connect(&u->req, &u->tcp, (struct sockaddr *)&ss, connect_cb);
   if (r < 0) {
     drop_attempt(c);
-    emit(EV_CONNECT_FAILED, c->id, r, 0);
+    emit(EV_CONNECT_FAILED, c->o.id, r, 0);
     return ok;
   }
   if (timeout > 0) uv_timer_start(&c->timer, connect_timeout, (uint64_t)timeout, 0);
@@ -597,16 +896,19 @@ static napi_value js_reset(napi_env env, napi_callback_info info) { return close
 /* abort(id): ends a connection now, with a plain close of both sides. */
 static napi_value js_abort(napi_env env, napi_callback_info info) { return close_call(env, info, 0); }
 
-/* peer(id): the client's address, or null. */
+/* peer(id): the client's address (of a relay connection or a stream socket), or null. */
 static napi_value js_peer(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!args(env, info, 1, argv)) return NULL;
-  conn_t *c = conn_find(num(env, argv[0]));
+  double id = num(env, argv[0]);
+  conn_t *c = conn_find(id);
+  sock_t *s = c ? NULL : sock_find(id);
+  uv_tcp_t *t = c ? &c->client : s ? &s->tcp : NULL;
   struct sockaddr_storage ss;
   int len = sizeof ss;
   char name[64] = "";
   napi_value v;
-  if (!c || uv_tcp_getpeername(&c->client, (struct sockaddr *)&ss, &len) < 0) {
+  if (!t || uv_tcp_getpeername(t, (struct sockaddr *)&ss, &len) < 0) {
     napi_get_null(env, &v);
     return v;
   }
@@ -614,6 +916,113 @@ static napi_value js_peer(napi_env env, napi_callback_info info) {
   else uv_ip4_name((struct sockaddr_in *)&ss, name, sizeof name);
   napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &v);
   return v;
+}
+
+/* sconnect(ip, port): a stream socket connecting; connected, or an error and its close, come as events. */
+static napi_value js_sconnect(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!args(env, info, 2, argv)) return NULL;
+  struct sockaddr_storage ss;
+  int r = addr_of(env, argv[0], (int)num(env, argv[1]), &ss);
+  if (r < 0) return throw_uv(env, r);
+  sock_t *s = obj_new(sizeof *s, KIND_SOCK);
+  if (!s) return throw_uv(env, UV_EMFILE);
+  uv_tcp_init(g_loop, &s->tcp);
+  s->tcp.data = s;
+  s->creq.data = s;
+  s->state = SS_CONNECTING;
+  s->reading = 1;
+  r = uv_tcp_connect(&s->creq, &s->tcp, (struct sockaddr *)&ss, sconnect_cb);
+  if (r < 0) sock_fail(s, r);
+  napi_value v;
+  napi_create_double(env, s->o.id, &v);
+  return v;
+}
+
+/* swrite(id, buf[, buf2]): true when all went out now; false when some wait (a drain event follows), or the
+   socket is gone. */
+static napi_value js_swrite(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  size_t argc = 3;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  napi_value v;
+  sock_t *s = argc >= 2 ? sock_find(num(env, argv[0])) : NULL;
+  int ok = 0;
+  if (s && s->state != SS_CLOSING && !s->shutting) {
+    uv_buf_t bufs[2];
+    unsigned n = 0;
+    for (size_t i = 1; i < argc; i++) {
+      void *data;
+      size_t len;
+      if (napi_get_buffer_info(env, argv[i], &data, &len) != napi_ok) {
+        napi_throw_type_error(env, NULL, "swrite takes Buffers");
+        return NULL;
+      }
+      bufs[n++] = uv_buf_init(data, (unsigned)len);
+    }
+    ok = sock_write(s, bufs, n);
+  }
+  napi_get_boolean(env, ok, &v);
+  return v;
+}
+
+static sock_t *sock_arg(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
+  if (!args(env, info, want, argv)) return NULL;
+  sock_t *s = sock_find(num(env, argv[0]));
+  return s && s->state != SS_CLOSING ? s : NULL;
+}
+
+/* send(id): a shutdown once what is queued is written (at once when connected, else after the connect). */
+static napi_value js_send(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  sock_t *s = sock_arg(env, info, 1, argv);
+  if (s && !s->shutting) {
+    s->shutting = 1;
+    if (s->state == SS_OPEN) sock_shutdown(s);
+  }
+  return undefined(env);
+}
+
+/* sdestroy(id, reset): closes the socket now (with a reset when asked); its close comes as an event. */
+static napi_value js_sdestroy(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  sock_t *s = sock_arg(env, info, 2, argv);
+  bool reset = false;
+  if (s) napi_get_value_bool(env, argv[1], &reset);
+  if (s) sock_close(s, reset);
+  return undefined(env);
+}
+
+/* sread(id, on): reading resumes or pauses. */
+static napi_value js_sread(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  sock_t *s = sock_arg(env, info, 2, argv);
+  bool on = false;
+  if (!s) return undefined(env);
+  napi_get_value_bool(env, argv[1], &on);
+  s->reading = on;
+  if (on) sock_read(s);
+  else if (s->state == SS_OPEN) uv_read_stop((uv_stream_t *)&s->tcp);
+  return undefined(env);
+}
+
+/* sidle(id, ms): the idle timeout (0: none), from now; a timeout event comes once per idle spell. */
+static napi_value js_sidle(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  sock_t *s = sock_arg(env, info, 2, argv);
+  if (!s) return undefined(env);
+  double ms = num(env, argv[1]);
+  s->idle_ms = ms > 0 ? (uint64_t)ms : 0;
+  sock_activity(s);
+  if (s->idle_ms == 0) sock_unlist(s);
+  else if (!s->listed) {
+    s->next = g_slist;
+    if (g_slist) g_slist->prev = s;
+    g_slist = s;
+    s->listed = 1;
+    sweeper_start();
+  }
+  return undefined(env);
 }
 
 /* open(): the connections that are not yet fully closed (for tests and status). */
@@ -634,6 +1043,12 @@ NAPI_MODULE_INIT() {
       {"abort", NULL, js_abort, NULL, NULL, NULL, napi_default, NULL},
       {"peer", NULL, js_peer, NULL, NULL, NULL, napi_default, NULL},
       {"open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL},
+      {"sconnect", NULL, js_sconnect, NULL, NULL, NULL, napi_default, NULL},
+      {"swrite", NULL, js_swrite, NULL, NULL, NULL, napi_default, NULL},
+      {"send", NULL, js_send, NULL, NULL, NULL, napi_default, NULL},
+      {"sdestroy", NULL, js_sdestroy, NULL, NULL, NULL, napi_default, NULL},
+      {"sread", NULL, js_sread, NULL, NULL, NULL, napi_default, NULL},
+      {"sidle", NULL, js_sidle, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

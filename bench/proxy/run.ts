@@ -410,7 +410,8 @@ frontend ft_https
   const tcpRow = (name: string, g: Glow): Target => ({ name, kind: 'tcp', baseline: 'haproxy-tcp', port: g.ports[0], bulkPort: g.ports[2], pids: pidsOf(g.p) });
   const httpRow = (name: string, g: Glow): Target => ({ name, kind: 'http', baseline: 'haproxy-http', port: g.ports[1], pids: pidsOf(g.p) });
   const httpsRow = (name: string, g: Glow): Target => ({ name, kind: 'https', baseline: 'haproxy-https', port: g.ports[3], pids: pidsOf(g.p) });
-  // The HTTP and TLS rows are the native process's own HTTP and TLS listeners, which run on the portable path.
+  // The HTTP rows: each process's http listener. The TLS rows: each process's exposure; TLS is Node's on both
+  // paths, and on the native one the upstream side runs on the addon's stream sockets.
   const targets: Target[] = [
     { name: 'direct', kind: 'direct', baseline: 'haproxy-tcp', port: upPort, bulkPort: iperfPort, pids: () => [] },
     { name: 'haproxy-tcp', kind: 'tcp', baseline: 'haproxy-tcp', port: hTcp, bulkPort: hTcpBulk, pids: pidsOf(haproxy) },
@@ -421,12 +422,16 @@ frontend ft_https
     ...(gPortableGc ? [tcpRow('glow-tcp-portable+stgc', gPortableGc)] : []),
     ...(gCluster ? [tcpRow('glow-tcp-portable-x2', gCluster)] : []),
     { name: 'haproxy-http', kind: 'http', baseline: 'haproxy-http', port: hHttp, pids: pidsOf(haproxy) },
-    httpRow('glow-http-portable', gNative),
-    ...(gNativeGc ? [httpRow('glow-http-portable+stgc', gNativeGc)] : []),
+    httpRow('glow-http-native', gNative),
+    ...(gNativeGc ? [httpRow('glow-http-native+stgc', gNativeGc)] : []),
+    httpRow('glow-http-portable', gPortable),
+    ...(gPortableGc ? [httpRow('glow-http-portable+stgc', gPortableGc)] : []),
     ...(gCluster ? [httpRow('glow-http-portable-x2', gCluster)] : []),
     { name: 'haproxy-https', kind: 'https', baseline: 'haproxy-https', port: hHttps, pids: pidsOf(haproxy) },
-    httpsRow('glow-https-portable', gNative),
-    ...(gNativeGc ? [httpsRow('glow-https-portable+stgc', gNativeGc)] : []),
+    httpsRow('glow-https-native', gNative),
+    ...(gNativeGc ? [httpsRow('glow-https-native+stgc', gNativeGc)] : []),
+    httpsRow('glow-https-portable', gPortable),
+    ...(gPortableGc ? [httpsRow('glow-https-portable+stgc', gPortableGc)] : []),
   ];
   const loads: Load[] = [wrkLoad('wrk 1 conn keep-alive', 1, false), wrkLoad('wrk 50 conns keep-alive', 50, false), wrkLoad('wrk 50 conns Connection: close', 50, true)];
   const bulk = bulkLoad();
@@ -443,7 +448,7 @@ frontend ft_https
     const text = `${r.stdout}${r.stderr}`;
     return `${/Protocol version: (\S+)/.exec(text)?.[1] ?? '?'} ${/Ciphersuite: (\S+)/.exec(text)?.[1] ?? '?'}`;
   };
-  const tlsLine = targets.some((t) => t.kind === 'https') ? `negotiated: haproxy-https ${negotiated(hHttps)}, glow-https-portable ${negotiated(gNative.ports[3])} (same certificate: EC P-256)` : '';
+  const tlsLine = targets.some((t) => t.kind === 'https') ? `negotiated: haproxy-https ${negotiated(hHttps)}, glow-https-native ${negotiated(gNative.ports[3])} (same certificate: EC P-256)` : '';
   const pathsLine = `data paths (each process's start line): glow-native ${dataPathOf(gNative)}, glow-portable ${dataPathOf(gPortable)}${gNativeGc ? `, glow-native-stgc ${dataPathOf(gNativeGc)}` : ''}${gPortableGc ? `, glow-portable-stgc ${dataPathOf(gPortableGc)}` : ''}${gCluster ? `, glow-x2 ${dataPathOf(gCluster)}` : ''}`;
 
   const pairs: { t: Target; l: Load }[] = [];
@@ -473,13 +478,15 @@ frontend ft_https
     const fNative = await glow('glow-fresh-native', 'native');
     const fPortable = await glow('glow-fresh-portable', 'portable');
     const fHttp = await glow('glow-fresh-http', 'native');
-    for (const port of [...fNative.ports, ...fPortable.ports, ...fHttp.ports]) await waitPort(port);
+    const fHttpPortable = await glow('glow-fresh-http-portable', 'portable');
+    for (const port of [...fNative.ports, ...fPortable.ports, ...fHttp.ports, ...fHttpPortable.ports]) await waitPort(port);
     await sleep(1000);
     idleTargets.push(
       ...targets.filter((x) => x.kind !== 'direct' && x.kind !== 'https' && !x.name.endsWith('-x2')),
       tcpRow('glow-tcp-native fresh', fNative),
       tcpRow('glow-tcp-portable fresh', fPortable),
-      httpRow('glow-http-portable fresh', fHttp),
+      httpRow('glow-http-native fresh', fHttp),
+      httpRow('glow-http-portable fresh', fHttpPortable),
     );
   }
   const idle: { name: string; mb: number; before: number; count: number; per10k: number }[] = [];
@@ -503,7 +510,7 @@ frontend ft_https
   lines.push(`bench/proxy — ${ROUNDS} rounds × ${SECONDS} s per run, medians; upstream nginx + load on CPU 0, proxies on CPU 1${gCluster ? ' (-x2: 2 workers on CPUs 0–1)' : ''}`);
   lines.push(`load average: start ${load0.map((x) => x.toFixed(2)).join(' ')}, end ${load1.map((x) => x.toFixed(2)).join(' ')}`);
   lines.push(pathsLine);
-  lines.push(`proxy NODE_OPTIONS: ${PROXY_NODE_OPTIONS}${STGC ? ` (+stgc rows: the same, and node --single-threaded-gc)` : ''}; glow-http-portable and glow-https-portable are the HTTP and TLS listeners of glow-native, which always run on the portable path`);
+  lines.push(`proxy NODE_OPTIONS: ${PROXY_NODE_OPTIONS}${STGC ? ` (+stgc rows: the same, and node --single-threaded-gc)` : ''}; glow-https-*: TLS is Node's on both paths, the upstream side of glow-https-native runs on the addon`);
   if (tlsLine) lines.push(tlsLine);
   for (const l of loads) {
     const per = l.name.includes('close') ? 'conn' : 'req';
@@ -566,7 +573,7 @@ frontend ft_https
       .map((n) => `${n} ${fmt(f(n), 2)}×`)
       .join(', ');
   const goal = (what: string, want: string, got: number, ok: boolean, more = '') => lines.push(`  ${what.padEnd(40)}${want.padEnd(10)}${`${fmt(got, 2)}×`.padStart(8)}  ${verdict(ok, got).padEnd(8)}${more ? `  (${more})` : ''}`);
-  lines.push('', 'targets of the native path (glow-tcp-native; HTTP and TLS: glow-native\'s own listeners, portable path)');
+  lines.push('', 'targets of the native path (glow-tcp-native, glow-http-native, glow-https-native)');
   lines.push(`  ${'target'.padEnd(40)}${'want'.padEnd(10)}${'measured'.padStart(8)}`);
   const tcp50 = ratio(L50, 'glow-tcp-native');
   goal('TCP 50 keep-alive, req/s vs haproxy-tcp', '≥ 1.00×', tcp50, tcp50 >= 1.0, also((n) => ratio(L50, n), ['glow-tcp-portable', 'node-pipe']));
@@ -574,13 +581,13 @@ frontend ft_https
   goal('TCP new connection per request', '≥ 0.85×', tcpC, tcpC >= 0.85, also((n) => ratio(LC, n), ['glow-tcp-portable', 'node-pipe']));
   const p99 = p99ratio('glow-tcp-native');
   goal('TCP p99 at 1 connection vs haproxy-tcp', '≤ 1.20×', p99, p99 <= 1.2, `${fmt(med(L1, 'glow-tcp-native', (s) => s.p99us))} against ${fmt(med(L1, 'haproxy-tcp', (s) => s.p99us))} µs; ${also(p99ratio, ['glow-tcp-portable', 'node-pipe'])}`);
-  const http50 = ratio(L50, 'glow-http-portable');
-  goal('HTTP 50 keep-alive vs haproxy-http', '≥ 0.80×', http50, http50 >= 0.8, `1 connection ${fmt(ratio(L1, 'glow-http-portable'), 2)}×`);
-  const httpC = ratio(LC, 'glow-http-portable');
-  goal('HTTP new connection per request', '≥ 0.80×', httpC, httpC >= 0.8);
-  const tls50 = ratio(L50, 'glow-https-portable');
-  goal('TLS 50 keep-alive vs haproxy-https', '≥ 0.70×', tls50, tls50 >= 0.7, `1 connection ${fmt(ratio(L1, 'glow-https-portable'), 2)}×; new connection per request ${fmt(ratio(LC, 'glow-https-portable'), 2)}×`);
-  for (const name of ['glow-tcp-native', 'glow-tcp-native fresh']) {
+  const http50 = ratio(L50, 'glow-http-native');
+  goal('HTTP 50 keep-alive vs haproxy-http', '≥ 0.80×', http50, http50 >= 0.8, `1 connection ${fmt(ratio(L1, 'glow-http-native'), 2)}×; ${also((n) => ratio(L50, n), ['glow-http-portable'])}`);
+  const httpC = ratio(LC, 'glow-http-native');
+  goal('HTTP new connection per request', '≥ 0.80×', httpC, httpC >= 0.8, also((n) => ratio(LC, n), ['glow-http-portable']));
+  const tls50 = ratio(L50, 'glow-https-native');
+  goal('TLS 50 keep-alive vs haproxy-https', '≥ 0.70×', tls50, tls50 >= 0.7, `1 connection ${fmt(ratio(L1, 'glow-https-native'), 2)}×; new connection per request ${fmt(ratio(LC, 'glow-https-native'), 2)}×; ${also((n) => ratio(L50, n), ['glow-https-portable'])}`);
+  for (const name of ['glow-tcp-native', 'glow-tcp-native fresh', 'glow-http-native', 'glow-http-native fresh']) {
     const i = idle.find((x) => x.name === name);
     if (i) lines.push(`  ${`RSS with 10,000 idle, ${name.endsWith('fresh') ? 'fresh process' : 'after the load'}`.padEnd(40)}${'< 100 MB'.padEnd(10)}${`${fmt(i.per10k)} MB`.padStart(8)}  ${verdict(i.per10k < 100, i.per10k)}`);
   }

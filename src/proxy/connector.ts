@@ -6,9 +6,15 @@
  */
 import { connect, type Socket } from 'node:net';
 import type { LiveRoute, RoutePick } from './live-route.js';
+import type { ProxySocket } from './native-socket.js';
 import type { UpstreamState } from './upstream-registry.js';
 
 export type ConnectOutcome = 'connected' | 'failed' | 'timeout';
+
+/** A Node socket to an upstream (the portable path's dial). */
+export function dialNet(host: string, port: number): Socket {
+  return connect({ host, port, allowHalfOpen: true, noDelay: true });
+}
 
 /**
  * TCP keep-alive on every upstream connection: the first probe after this much silence, then (libuv's, on Linux)
@@ -31,15 +37,16 @@ export interface Attempt {
  * A connect counts as the upstream's success for TCP; for HTTP only a response does (`connectIsSuccess` false),
  * so that an instance that accepts and never answers still gets ejected.
  */
-export function connectOnce(
+export function connectOnce<S extends ProxySocket = Socket>(
   route: LiveRoute,
   pick: RoutePick,
-  cb: (outcome: ConnectOutcome, socket: Socket | null, reason: string) => void,
+  cb: (outcome: ConnectOutcome, socket: S | null, reason: string) => void,
   connectIsSuccess = true,
+  dial: (host: string, port: number) => S = dialNet as unknown as (host: string, port: number) => S,
 ): Attempt {
   const u = pick.upstream;
   u.active += 1;
-  const socket = connect({ host: u.host, port: u.port, allowHalfOpen: true, noDelay: true });
+  const socket = dial(u.host, u.port);
   socket.setTimeout(route.spec.policy.connectTimeoutMs);
   let settled = false;
   const cleanup = () => {
@@ -155,5 +162,5 @@ export function connectWithRetries(
   route: LiveRoute,
   cb: (socket: Socket | null, upstream: UpstreamState | null, refusal: Refusal | null) => void,
 ): Attempt {
-  return retryConnects<Socket>(route, (pick, done) => connectOnce(route, pick, (outcome, socket) => done(outcome, socket)), cb, (s) => s.destroy());
+  return retryConnects<Socket>(route, (pick, done) => connectOnce<Socket>(route, pick, (outcome, socket) => done(outcome, socket)), cb, (s) => s.destroy());
 }

@@ -31,7 +31,6 @@
  * it never sends one). Upstream connections come from, and go back to, the keep-alive pool of
  * src/proxy/upstream-pool.ts.
  */
-import type { Socket } from 'node:net';
 import { BodyFramer, MALFORMED, NEED_MORE } from './body-framer.js';
 import { now } from './clock.js';
 import { connectOnce, type Attempt } from './connector.js';
@@ -57,6 +56,7 @@ import type { RetryReason, RouteStats } from './metrics.js';
 import { routeRequest } from './request-routing.js';
 import { PLAIN_CONNECTION, type ConnectionInfo, type RouteSource } from './route-source.js';
 import type { Session } from './session.js';
+import type { ProxySocket } from './native-socket.js';
 import { fromPool, NON_IDEMPOTENT_MAX_IDLE_MS, UpstreamConnection, type UpstreamOwner } from './upstream-pool.js';
 import type { GroupState, UpstreamState } from './upstream-registry.js';
 
@@ -129,7 +129,7 @@ export class HttpSession implements Session, UpstreamOwner {
   private resTimer: NodeJS.Timeout | null = null;
 
   constructor(
-    private readonly client: Socket,
+    private readonly client: ProxySocket,
     private readonly source: RouteSource,
     private readonly onClose: (s: Session) => void,
     private readonly conn: ConnectionInfo = PLAIN_CONNECTION,
@@ -429,7 +429,7 @@ export class HttpSession implements Session, UpstreamOwner {
       }
       if (socket) return this.attach(new UpstreamConnection(socket, pick.upstream));
       this.retryOrFail(pick.upstream, outcome === 'timeout' ? 'connect_timeout' : 'connect_failure', true);
-    }, false);
+    }, false, this.source.dial);
   }
 
   private attach(c: UpstreamConnection): void {

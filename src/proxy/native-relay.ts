@@ -19,6 +19,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { ProxyError } from './errors.js';
+import { NativeSocket } from './native-socket.js';
 
 export type DataPath = 'native' | 'portable';
 
@@ -35,20 +36,33 @@ export interface NativeConnection {
 }
 
 interface Addon {
-  init(onEvents: (n: number) => void, events: Float64Array): number;
-  listen(host: string, port: number, backlog: number): number;
+  init(onEvents: (n: number, data: Buffer[] | undefined) => void, events: Float64Array): number;
+  listen(host: string, port: number, backlog: number, streams: boolean): number;
   closeListener(id: number): void;
   connect(id: number, ip: string, port: number, connectTimeoutMs: number, idleTimeoutMs: number): boolean;
   reset(id: number): void;
   abort(id: number): void;
   peer(id: number): string | null;
   open(): number;
+  sconnect(ip: string, port: number): number;
+  swrite(id: number, a: Buffer, b?: Buffer): boolean;
+  send(id: number): void;
+  sdestroy(id: number, reset: boolean): void;
+  sread(id: number, on: boolean): void;
+  sidle(id: number, ms: number): void;
 }
 
 const EV_ACCEPT = 1;
 const EV_CONNECTED = 2;
 const EV_CONNECT_FAILED = 3;
 const EV_CLOSED = 4;
+const EV_S_CONNECTED = 5;
+const EV_S_DATA = 6;
+const EV_S_EOF = 7;
+const EV_S_DRAIN = 8;
+const EV_S_ERROR = 9;
+const EV_S_TIMEOUT = 10;
+const EV_S_CLOSED = 11;
 /** The addon's batch (EV_BATCH in native/relay.c); init() checks the array is large enough. */
 const BATCH = 2048;
 
@@ -58,15 +72,19 @@ export const ADDON_PATH = fileURLToPath(new URL('../../../build/Release/glow_rel
 export class NativeRelay {
   private readonly listeners = new Map<number, NativeListenerOwner>();
   private readonly connections = new Map<number, NativeConnection>();
+  private readonly streams = new Map<number, NativeSocket>();
   private readonly events = new Float64Array(BATCH * 4);
 
   constructor(private readonly addon: Addon) {
-    addon.init((n) => this.dispatch(n), this.events);
+    addon.init((n, data) => this.dispatch(n, data), this.events);
   }
 
-  /** Binds; throws an error whose `code` is the errno's name (EADDRINUSE...). */
-  listen(host: string, port: number, owner: NativeListenerOwner): number {
-    const id = this.addon.listen(host, port, 4096);
+  /**
+   * Binds; throws an error whose `code` is the errno's name (EADDRINUSE...). Its connections are relay connections
+   * (a tcp port), or stream sockets (`streams`: an http port) the owner wraps in NativeSocket.
+   */
+  listen(host: string, port: number, owner: NativeListenerOwner, streams = false): number {
+    const id = this.addon.listen(host, port, 4096, streams);
     this.listeners.set(id, owner);
     return id;
   }
@@ -87,6 +105,36 @@ export class NativeRelay {
     return this.addon.connect(id, ip, port, connectTimeoutMs, idleTimeoutMs);
   }
 
+  /** The stream socket's events go to `s` until it closes. */
+  ownStream(id: number, s: NativeSocket): void {
+    this.streams.set(id, s);
+  }
+
+  /** A stream socket to an upstream's address (an IP): a NativeSocket that emits 'connect', or 'error' then 'close'. */
+  dial(ip: string, port: number): NativeSocket {
+    return new NativeSocket(this, this.addon.sconnect(ip, port));
+  }
+
+  swrite(id: number, a: Buffer, b?: Buffer): boolean {
+    return b === undefined ? this.addon.swrite(id, a) : this.addon.swrite(id, a, b);
+  }
+
+  send(id: number): void {
+    this.addon.send(id);
+  }
+
+  sdestroy(id: number, reset: boolean): void {
+    this.addon.sdestroy(id, reset);
+  }
+
+  sread(id: number, on: boolean): void {
+    this.addon.sread(id, on);
+  }
+
+  sidle(id: number, ms: number): void {
+    this.addon.sidle(id, ms);
+  }
+
   reset(id: number): void {
     this.addon.reset(id);
   }
@@ -104,8 +152,9 @@ export class NativeRelay {
     return this.addon.open();
   }
 
-  private dispatch(n: number): void {
+  private dispatch(n: number, data: Buffer[] | undefined): void {
     const ev = this.events;
+    let d = 0;
     for (let i = 0; i < n * 4; i += 4) {
       const kind = ev[i]!;
       const id = ev[i + 1]!;
@@ -113,7 +162,26 @@ export class NativeRelay {
         const owner = this.listeners.get(ev[i + 2]!);
         // A listener closed meanwhile: nobody takes the connection.
         if (owner) owner.accepted(id);
-        else this.addon.reset(id);
+        else {
+          this.addon.reset(id);
+          this.addon.sdestroy(id, true);
+        }
+        continue;
+      }
+      if (kind >= EV_S_CONNECTED) {
+        const chunk = kind === EV_S_DATA ? data![d++]! : null;
+        const s = this.streams.get(id);
+        if (!s) continue;
+        if (chunk) s.data(chunk);
+        else if (kind === EV_S_DRAIN) s.drained();
+        else if (kind === EV_S_EOF) s.endOfStream();
+        else if (kind === EV_S_CONNECTED) s.connected();
+        else if (kind === EV_S_ERROR) s.failed(ev[i + 2]!);
+        else if (kind === EV_S_TIMEOUT) s.timedOut();
+        else if (kind === EV_S_CLOSED) {
+          this.streams.delete(id);
+          s.closed();
+        }
         continue;
       }
       const conn = this.connections.get(id);

@@ -26,7 +26,7 @@ import { ProxyMetrics, type CertificateView } from './metrics.js';
 import { DEFAULT_RETRY_BUDGET, RetryBudget, type RetryBudgetOptions } from './retry-budget.js';
 import { frontendsOf, readRoutesFile, type FrontendSpec, type RouteSpec } from './routes-file.js';
 import { chooseDataPath, type DataPath } from './native-relay.js';
-import { HEAD_TIMEOUT_MS, runsNative, TcpFrontend } from './tcp-frontend.js';
+import { HEAD_TIMEOUT_MS, nativeMode, TcpFrontend } from './tcp-frontend.js';
 import { UdpFrontend } from './udp-frontend.js';
 import { DEFAULT_EJECTION, type EjectionPolicy } from './upstream-health.js';
 import { UpstreamRegistry } from './upstream-registry.js';
@@ -157,7 +157,7 @@ export class Proxy {
     const binding: Frontend[] = [];
     for (const spec of specs) {
       let f = this.frontends.get(spec.key);
-      if (f instanceof TcpFrontend && (f.spec.tls !== spec.tls || f.native !== runsNative(spec, this.dataPath))) {
+      if (f instanceof TcpFrontend && (f.spec.tls !== spec.tls || f.mode !== nativeMode(spec, this.dataPath))) {
         // Plain to TLS or back, or tcp to http on the native path: the same port, another kind of socket. The
         // old one drains, the new one binds.
         this.frontends.delete(spec.key);

@@ -6,6 +6,7 @@
 import type { CertEntry } from './certificates.js';
 import type { LiveRoute } from './live-route.js';
 import type { FrontendStats } from './metrics.js';
+import type { Dial } from './native-socket.js';
 
 export interface RouteSource {
   /** The one route of a port without Host or path routing (a loopback listener, a lone catch-all exposure). */
@@ -19,6 +20,8 @@ export interface RouteSource {
   /** How long a client may take from the first byte of a request head to its blank line (then 408, closed). */
   readonly headTimeoutMs: number;
   readonly stats: FrontendStats;
+  /** How the port's sessions open upstream connections (a Node socket, or the native relay's stream socket). */
+  readonly dial: Dial;
   /** The certificate a TLS handshake with this server name was given. */
   certFor(servername: string): CertEntry | null;
 }

@@ -10,10 +10,13 @@
  * disk serves the next handshake; connections already open keep theirs. A failed or slow (10 s) handshake is
  * counted and closed; it never reaches a session.
  *
- * A plain (no TLS) port whose routes are all `tcp` runs on the native data path when the process has it
- * (src/proxy/native-relay.ts): the addon owns the listening socket and the connections' bytes, and each
- * connection is a NativeTcpSession. Whether a port is native is fixed when it binds (`native`); routes that
- * would change it make the proxy rebind the port (src/proxy/proxy.ts), as a change of TLS does.
+ * A plain (no TLS) port runs on the native data path when the process has it (src/proxy/native-relay.ts): the
+ * addon owns the listening socket and the connections. A `tcp` port's connections are relayed by the addon, each
+ * a NativeTcpSession (`relay` mode); an `http` port's are stream sockets (src/proxy/native-socket.ts) read and
+ * written by an HttpSession as it would a Node socket (`stream` mode). Either way, on the native data path the
+ * HTTP sessions' upstream connections are the addon's stream sockets too (TLS ports included: only the client
+ * side of TLS is Node's). A port's mode is fixed when it binds (`mode`); routes that would change it make the
+ * proxy rebind the port (src/proxy/proxy.ts), as a change of TLS does.
  */
 import { PROXY_EVENTS } from './log-events.js';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -30,6 +33,8 @@ import type { FrontendSpec } from './routes-file.js';
 import { isIP } from 'node:net';
 import { nativeRelay, type DataPath, type NativeListenerOwner } from './native-relay.js';
 import { NativeTcpSession } from './native-session.js';
+import { NativeSocket, type Dial } from './native-socket.js';
+import { dialNet } from './connector.js';
 import type { Session } from './session.js';
 import { TcpSession } from './tcp-session.js';
 
@@ -38,9 +43,14 @@ export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** How long a client may take from the first byte of an HTTP request head to its end (then 408). */
 export const HEAD_TIMEOUT_MS = 10_000;
 
-/** Whether a port with these routes runs on the native data path, given the process's data path. */
-export function runsNative(spec: FrontendSpec, path: DataPath): boolean {
-  return path === 'native' && !spec.tls && isIP(spec.bind) !== 0 && spec.routes.every((r) => r.protocol === 'tcp');
+/** How a port with these routes runs on the native data path (null: on Node sockets), given the process's path. */
+export type NativeMode = 'relay' | 'stream' | null;
+
+export function nativeMode(spec: FrontendSpec, path: DataPath): NativeMode {
+  if (path !== 'native' || spec.tls || isIP(spec.bind) === 0) return null;
+  if (spec.routes.every((r) => r.protocol === 'tcp')) return 'relay';
+  if (spec.routes.every((r) => r.protocol === 'http')) return 'stream';
+  return null;
 }
 
 export class TcpFrontend implements RouteSource, NativeListenerOwner {
@@ -48,8 +58,9 @@ export class TcpFrontend implements RouteSource, NativeListenerOwner {
   spec!: FrontendSpec;
   bound = false;
   error: string | null = null;
-  /** On the native data path (fixed for the frontend's life). */
-  readonly native: boolean;
+  /** How it runs on the native data path, if it does (fixed for the frontend's life). */
+  readonly mode: NativeMode;
+  readonly dial: Dial;
   private server: Server | null = null;
   private nativeListener: number | null = null;
   // Set by setRoutes(), from the constructor on.
@@ -83,7 +94,10 @@ export class TcpFrontend implements RouteSource, NativeListenerOwner {
     path: DataPath = 'portable',
   ) {
     this.key = spec.key;
-    this.native = runsNative(spec, path);
+    this.mode = nativeMode(spec, path);
+    const relay = path === 'native' ? nativeRelay() : null;
+    // Upstreams given by name are connected with Node sockets (the addon connects to addresses).
+    this.dial = relay ? (host, port) => (isIP(host) !== 0 ? relay.dial(host, port) : dialNet(host, port)) : dialNet;
     this.setRoutes(spec, routes);
   }
 
@@ -116,9 +130,14 @@ export class TcpFrontend implements RouteSource, NativeListenerOwner {
     this.stats.tls ||= spec.tls;
   }
 
+  /** On the native data path. */
+  get native(): boolean {
+    return this.mode !== null;
+  }
+
   /** Binds; resolves either way (the error is kept in `error`). */
   listen(): Promise<void> {
-    if (this.native) return Promise.resolve(this.listenNative());
+    if (this.mode) return Promise.resolve(this.listenNative());
     return new Promise((resolve) => {
       const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(socket));
       const onError = (e: NodeJS.ErrnoException) => {
@@ -139,7 +158,7 @@ export class TcpFrontend implements RouteSource, NativeListenerOwner {
 
   private listenNative(): void {
     try {
-      this.nativeListener = nativeRelay()!.listen(this.spec.bind, this.spec.port, this);
+      this.nativeListener = nativeRelay()!.listen(this.spec.bind, this.spec.port, this, this.mode === 'stream');
       this.bound = true;
       this.error = null;
     } catch (e) {
@@ -149,7 +168,9 @@ export class TcpFrontend implements RouteSource, NativeListenerOwner {
 
   /** A connection the native listener accepted. */
   accepted(id: number): void {
-    const session = new NativeTcpSession(nativeRelay()!, id, this.current(), this.forget);
+    const relay = nativeRelay()!;
+    if (this.mode === 'stream') return this.start(new NativeSocket(relay, id), PLAIN_CONNECTION);
+    const session = new NativeTcpSession(relay, id, this.current(), this.forget);
     this.sessions.add(session); // its close (and so `forget`) always comes later, from the next batch of events
   }
 
@@ -158,10 +179,12 @@ export class TcpFrontend implements RouteSource, NativeListenerOwner {
     this.start(socket, PLAIN_CONNECTION);
   }
 
-  private start(socket: Socket, conn: ConnectionInfo): void {
+  private start(socket: Socket | NativeSocket, conn: ConnectionInfo): void {
     const route = this.current();
     const session =
-      route.spec.protocol === 'http' ? new HttpSession(socket, this, this.forget, conn) : new TcpSession(socket, route, this.forget, conn);
+      route.spec.protocol === 'http' || socket instanceof NativeSocket
+        ? new HttpSession(socket, this, this.forget, conn)
+        : new TcpSession(socket, route, this.forget, conn);
     this.sessions.add(session); // its 'close' (and so `forget`) always comes later, asynchronously
   }
 

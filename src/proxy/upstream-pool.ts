@@ -4,8 +4,8 @@
  * that upstream from any client takes it. Bytes or an end on a parked connection mean it cannot be trusted: it is
  * closed. The proxy sweeps connections idle for too long (src/proxy/proxy.ts).
  */
-import type { Socket } from 'node:net';
 import { now } from './clock.js';
+import type { ProxySocket } from './native-socket.js';
 import type { BusyConnection, PooledConnection, UpstreamState } from './upstream-registry.js';
 
 /** Idle upstream connections kept per upstream. */
@@ -41,7 +41,7 @@ export class UpstreamConnection implements PooledConnection, BusyConnection {
   served = 0;
 
   constructor(
-    readonly socket: Socket,
+    readonly socket: ProxySocket,
     readonly state: UpstreamState,
   ) {
     socket.on('data', (d: Buffer) => {

@@ -1,0 +1,215 @@
+/**
+ * The sockets an HTTP session reads and writes (src/proxy/http-session.ts, src/proxy/upstream-pool.ts), on either
+ * data path:
+ *
+ * - `ProxySocket`: what the sessions use of a socket, which a Node socket (net or TLS, the portable path) has;
+ * - `NativeSocket`: the same on the native data path, a stream socket of the addon (native/relay.c). The addon
+ *   reads, and hands what it read over once per loop iteration with the other events; a write goes to the kernel
+ *   at once (uv_try_write), and what it does not take is queued in the addon: the write returns false and 'drain'
+ *   follows. There is no stream machinery between the bytes and the session.
+ *
+ * A NativeSocket behaves as a Node socket made with `allowHalfOpen: true` and `noDelay: true`: events 'connect',
+ * 'data', 'end' (the peer's end of stream), 'drain', 'timeout', 'error' (then 'close') and 'close', which comes
+ * once the socket is gone: after destroy(), after an error, or once both ends have sent their end of stream. Two
+ * differences, both of the sweeper that keeps idle timeouts in the addon: 'timeout' comes between the timeout and
+ * 100 ms later (src/proxy/native-relay.ts), and the connect timeout of an upstream is kept the same way.
+ * `writableLength` only says whether a write is waiting (the high-water mark) or not (0): a session asks it only
+ * to know whether to wait for 'drain'.
+ */
+import { EventEmitter } from 'node:events';
+import { getSystemErrorName } from 'node:util';
+import type { NativeRelay } from './native-relay.js';
+
+/** What the HTTP sessions use of a socket. */
+export interface ProxySocket {
+  on(event: string, listener: (...args: any[]) => void): unknown;
+  removeListener(event: string, listener: (...args: any[]) => void): unknown;
+  write(data: Buffer): boolean;
+  end(): unknown;
+  end(data: Buffer): unknown;
+  destroy(): unknown;
+  pause(): unknown;
+  resume(): unknown;
+  cork(): void;
+  uncork(): void;
+  setTimeout(ms: number): unknown;
+  setKeepAlive(enable: boolean, initialDelayMs: number): unknown;
+  readonly destroyed: boolean;
+  readonly writable: boolean;
+  readonly readable: boolean;
+  readonly writableLength: number;
+  readonly writableHighWaterMark: number;
+  readonly bytesRead: number;
+  readonly bytesWritten: number;
+  readonly remoteAddress?: string | undefined;
+}
+
+/** Opens a socket to an upstream (it emits 'connect', or 'error' then 'close'). */
+export type Dial = (host: string, port: number) => ProxySocket;
+
+/** A stream socket's error, as a Node socket's ('error' event; never thrown): `code` is the errno's name. */
+export class SocketError extends Error {
+  constructor(
+    readonly code: string,
+    readonly errno: number,
+  ) {
+    super(code);
+    this.name = 'SocketError';
+  }
+}
+
+/** A stream socket of the native relay (see the file comment). */
+export class NativeSocket extends EventEmitter implements ProxySocket {
+  bytesRead = 0;
+  bytesWritten = 0;
+  destroyed = false;
+  readonly writableHighWaterMark = 16 * 1024;
+  private ended = false;
+  private eof = false;
+  /** A write returned false and its 'drain' has not come yet. */
+  private blocked = false;
+  private paused = false;
+  private corked: Buffer[] | null = null;
+  private remote: string | null | undefined;
+
+  constructor(
+    private readonly relay: NativeRelay,
+    readonly id: number,
+  ) {
+    super();
+    relay.ownStream(id, this);
+  }
+
+  get writable(): boolean {
+    return !this.destroyed && !this.ended;
+  }
+
+  get readable(): boolean {
+    return !this.destroyed && !this.eof;
+  }
+
+  get writableLength(): number {
+    return this.blocked ? this.writableHighWaterMark : 0;
+  }
+
+  get remoteAddress(): string | undefined {
+    if (this.remote === undefined) this.remote = this.relay.peer(this.id);
+    return this.remote ?? undefined;
+  }
+
+  write(data: Buffer): boolean {
+    if (!this.writable) return false;
+    if (this.corked) {
+      this.corked.push(data);
+      return true;
+    }
+    this.bytesWritten += data.length;
+    const ok = this.relay.swrite(this.id, data);
+    if (!ok) this.blocked = true;
+    return ok;
+  }
+
+  cork(): void {
+    this.corked ??= [];
+  }
+
+  uncork(): void {
+    const bufs = this.corked;
+    if (!bufs) return;
+    this.corked = null;
+    if (bufs.length === 0 || !this.writable) return;
+    let n = 0;
+    for (const b of bufs) n += b.length;
+    this.bytesWritten += n;
+    const ok =
+      bufs.length === 1
+        ? this.relay.swrite(this.id, bufs[0]!)
+        : bufs.length === 2
+          ? this.relay.swrite(this.id, bufs[0]!, bufs[1]!)
+          : this.relay.swrite(this.id, Buffer.concat(bufs, n));
+    if (!ok) this.blocked = true;
+  }
+
+  end(data?: Buffer): this {
+    if (data) this.write(data);
+    this.uncork();
+    if (this.ended || this.destroyed) return this;
+    this.ended = true;
+    this.relay.send(this.id);
+    return this;
+  }
+
+  destroy(): this {
+    if (this.destroyed) return this;
+    this.destroyed = true;
+    this.corked = null;
+    this.relay.sdestroy(this.id, false);
+    return this;
+  }
+
+  pause(): this {
+    if (!this.paused && !this.destroyed) {
+      this.paused = true;
+      this.relay.sread(this.id, false);
+    }
+    return this;
+  }
+
+  resume(): this {
+    if (this.paused && !this.destroyed) {
+      this.paused = false;
+      this.relay.sread(this.id, true);
+    }
+    return this;
+  }
+
+  /** The idle timeout, from now (0: none): 'timeout' once per idle spell, as a Node socket's. */
+  setTimeout(ms: number): this {
+    if (!this.destroyed) this.relay.sidle(this.id, ms);
+    return this;
+  }
+
+  /** The addon sets TCP keep-alive on every upstream connection (KEEPALIVE_S in native/relay.c). */
+  setKeepAlive(): this {
+    return this;
+  }
+
+  // ---- the addon's events (src/proxy/native-relay.ts dispatches them) ----
+
+  connected(): void {
+    if (!this.destroyed) this.emit('connect');
+  }
+
+  data(chunk: Buffer): void {
+    if (this.destroyed) return;
+    this.bytesRead += chunk.length;
+    this.emit('data', chunk);
+  }
+
+  endOfStream(): void {
+    this.eof = true;
+    if (!this.destroyed) this.emit('end');
+  }
+
+  drained(): void {
+    this.blocked = false;
+    if (!this.destroyed) this.emit('drain');
+  }
+
+  /** An error: the addon closes the socket ('close' follows). */
+  failed(errno: number): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    const code = getSystemErrorName(errno);
+    if (this.listenerCount('error') > 0) this.emit('error', new SocketError(code, errno));
+  }
+
+  timedOut(): void {
+    if (!this.destroyed) this.emit('timeout');
+  }
+
+  closed(): void {
+    this.destroyed = true;
+    this.emit('close');
+  }
+}
