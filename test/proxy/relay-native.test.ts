@@ -2,15 +2,17 @@
  * The native relay's own bookkeeping (native/relay.c), on a proxy of the native data path: a connection's id
  * names it and no later tenant of its slot, and a burst of connections larger than one batch of events
  * (EV_BATCH) is accepted, relayed, closed and counted, with nothing held afterwards; a listener's id is not
- * reused. (The relay's behaviour
- * against the portable path is test/proxy/relay-compare.test.ts.)
+ * reused; an http port runs on the addon's stream sockets, whose backpressure carries a large body to a slow reader
+ * both ways, whole. (The relay's behaviour against the portable path is test/proxy/relay-compare.test.ts; every
+ * HTTP test of test/proxy/ runs on both paths in CI.)
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { nativeRelay } from '../../src/proxy/native-relay.js';
 import { Proxy } from '../../src/proxy/proxy.js';
-import { freePort, group, lineEcho, listener, routes, stopAll, testLog, until, upstream } from './helpers.js';
+import { freePort, group, httpUpstream, lineEcho, listener, routes, stopAll, testLog, until, upstream } from './helpers.js';
 
 const relay = nativeRelay();
 let proxy: Proxy | null = null;
@@ -140,5 +142,65 @@ describe('the native relay', { skip: relay ? false : 'the native relay is not bu
     const second = relay!.listen('127.0.0.1', port, owner);
     relay!.closeListener(second);
     assert.notEqual(second, first);
+  });
+
+  test('an http port on stream sockets: a large body to a slow reader, both ways, arrives whole; nothing is held after', async () => {
+    const SIZE = 3 * 1024 * 1024;
+    const body = Buffer.alloc(SIZE);
+    for (let i = 0; i < SIZE; i++) body[i] = (i * 31 + (i >> 11)) & 0xff;
+    const sha = (b: Buffer) => createHash('sha1').update(b).digest('hex');
+    const app = await httpUpstream('127.0.0.43', (req, res) => {
+      if (req.method === 'GET') return void res.end(body);
+      // A slow reader of the request body: 64 KiB, then a pause.
+      const h = createHash('sha1');
+      req.on('data', (d: Buffer) => {
+        h.update(d);
+        req.pause();
+        setTimeout(() => req.resume(), 5);
+      });
+      req.on('end', () => res.end(h.digest('hex')));
+    });
+    const own = new Proxy({ log: testLog, dataPath: 'native' });
+    const port = await freePort();
+    await own.apply(routes(listener(port, 'http', [group('big:1', 'http', [upstream('127.0.0.43', app.port)])])));
+    assert.equal(own.status().frontends.find((f) => f.key === `tcp 127.0.0.1:${port}`)?.native, true);
+    // One connection, two requests: the GET read slowly by the client, then a POST the app reads slowly.
+    const s = connect({ host: '127.0.0.1', port });
+    const got: Buffer[] = [];
+    let n = 0;
+    const response = (want: number) =>
+      new Promise<Buffer>((resolve) => {
+        const onData = (d: Buffer) => {
+          got.push(d);
+          n += d.length;
+          s.pause();
+          setTimeout(() => s.resume(), 2);
+          const all = Buffer.concat(got);
+          const headEnd = all.indexOf('\r\n\r\n');
+          if (headEnd < 0) return;
+          const len = Number(/content-length: (\d+)/i.exec(all.subarray(0, headEnd).toString('latin1'))?.[1]);
+          if (all.length - headEnd - 4 < Math.min(len, want)) return;
+          s.removeListener('data', onData);
+          got.length = 0;
+          n = 0;
+          resolve(all.subarray(headEnd + 4, headEnd + 4 + len));
+        };
+        s.on('data', onData);
+      });
+    s.write(`GET /big HTTP/1.1\r\nHost: big\r\n\r\n`);
+    const down = await response(SIZE);
+    assert.equal(down.length, SIZE);
+    assert.equal(sha(down), sha(body));
+    s.write(`POST /sink HTTP/1.1\r\nHost: big\r\nContent-Length: ${SIZE}\r\n\r\n`);
+    s.write(body);
+    const up = await response(40);
+    assert.equal(up.toString(), sha(body));
+    assert.equal(n, 0);
+    await new Promise<void>((resolve) => {
+      s.once('close', () => resolve());
+      s.end();
+    });
+    await own.stop(1000);
+    await until('nothing is held (pooled upstream connections closed with the proxy)', () => relay!.open === 0);
   });
 });
