@@ -1,12 +1,19 @@
 /*
- * glow_relay: the native data path of the proxy's plain TCP listeners (src/proxy/native-relay.ts loads it).
+ * glow_relay: the native data path of the proxy's plain listeners (src/proxy/native-relay.ts loads it).
  *
- * It runs on the libuv loop that Node already runs (no thread of its own) and owns the bytes only: accepting,
- * the connect to an upstream, and the relay both ways with backpressure and half-close. Every decision stays in
- * TypeScript: which upstream to connect to, a retry after a failed connect, a refusal, an abort. Per connection,
- * JavaScript hears of it three times (accepted, connected or connect failed, closed), and those events are
- * batched: they are queued here and handed over once per loop iteration (the check phase), in one call, through a
- * Float64Array shared with JavaScript. Nothing is called per chunk.
+ * It runs on the libuv loop that Node already runs (no thread of its own) and owns the bytes only. Every decision
+ * stays in TypeScript: which upstream to connect to, a retry after a failed connect, a refusal, an abort, and for
+ * HTTP everything about requests. It holds two kinds of objects:
+ *
+ * - relay connections (a tcp port): accepting, the connect to an upstream, and the relay both ways with
+ *   backpressure and half-close. Per connection, JavaScript hears of it three times (accepted, connected or connect
+ *   failed, closed). Nothing is called per chunk.
+ * - stream sockets (an http port's connections, and HTTP upstream connections): JavaScript reads and writes them;
+ *   see "stream sockets" below.
+ *
+ * Events are batched: they are queued here and handed over once per loop iteration (the check phase), in one call,
+ * through a Float64Array shared with JavaScript, and the bytes stream sockets read through a data area shared the
+ * same way.
  *
  * The relay, per direction (client to upstream, upstream to client): a read lands in one static buffer and is
  * written at once with uv_try_write. What the kernel does not take is copied once, written with uv_write, and
@@ -35,8 +42,7 @@
 #define SLOT_LIMIT (1u << SLOT_BITS)
 #define EV_FIELDS 4     /* kind, id, a, b */
 #define EV_BATCH 2048   /* events per call into JavaScript (the shared array's size) */
-#define DATA_FLUSH (1u << 20) /* bytes read by stream sockets that make a batch go to JavaScript at once */
-#define DATA_KEEP (4u * BUF_SIZE) /* the read area kept between batches */
+#define DATA_MIN (2u * BUF_SIZE) /* the least data area init() takes */
 
 enum { EV_ACCEPT = 1, EV_CONNECTED = 2, EV_CONNECT_FAILED = 3, EV_CLOSED = 4 };
 /* A stream socket's events: connected, bytes read (a: their place in the batch's data), end of stream, written
@@ -89,7 +95,7 @@ typedef struct {
 
 static napi_env g_env;
 static uv_loop_t *g_loop;
-static napi_ref g_callback, g_events_ref, g_resource;
+static napi_ref g_callback, g_events_ref, g_data_ref, g_resource;
 static napi_async_context g_async;
 static double *g_events;
 static uv_check_t g_check;
@@ -133,39 +139,17 @@ static void emit(int kind, double id, double a, double b) {
   if (g_queued++ == 0) uv_idle_start(&g_idle, idle_noop); /* the loop must not block before the check phase */
 }
 
-static char *g_data; /* what stream sockets read since the last batch (EV_S_DATA events point into it) */
+/* What stream sockets read since the last batch: a Buffer JavaScript gave init() and reads the bytes of the batch's
+   EV_S_DATA events from (a: offset, b: length), copying each out; a read goes straight into it. */
+static char *g_data;
 static size_t g_data_len, g_data_cap;
-
-/* The bytes of a batch's EV_S_DATA events, each in a Buffer of its own (a session may keep one for long: it must
-   not hold the rest of the batch), in one array, in the events' order; undefined when there are none. */
-static napi_value batch_data(const double *ev, size_t n) {
-  napi_value arr;
-  size_t count = 0;
-  for (size_t i = 0; i < n; i++)
-    if (ev[i * EV_FIELDS] == EV_S_DATA) count++;
-  if (count == 0) {
-    napi_get_undefined(g_env, &arr);
-    return arr;
-  }
-  napi_create_array_with_length(g_env, count, &arr);
-  uint32_t j = 0;
-  for (size_t i = 0; i < n; i++) {
-    const double *e = ev + i * EV_FIELDS;
-    if (e[0] != EV_S_DATA) continue;
-    napi_value b;
-    void *unused;
-    napi_create_buffer_copy(g_env, (size_t)e[3], g_data + (size_t)e[2], &unused, &b);
-    napi_set_element(g_env, arr, j++, b);
-  }
-  return arr;
-}
 
 static void flush(uv_check_t *h) {
   (void)h;
   if (g_queued == 0) return;
   napi_handle_scope scope;
   napi_open_handle_scope(g_env, &scope);
-  napi_value cb, recv, argv[2];
+  napi_value cb, recv, argv[1];
   napi_get_reference_value(g_env, g_callback, &cb);
   napi_get_reference_value(g_env, g_resource, &recv);
   size_t done = 0;
@@ -176,11 +160,10 @@ static void flush(uv_check_t *h) {
     napi_handle_scope inner;
     napi_open_handle_scope(g_env, &inner);
     memcpy(g_events, g_queue + done * EV_FIELDS, n * EV_FIELDS * sizeof(double));
-    argv[1] = batch_data(g_queue + done * EV_FIELDS, n);
     done += n;
     napi_create_uint32(g_env, (uint32_t)n, &argv[0]);
     napi_value result;
-    if (napi_make_callback(g_env, g_async, recv, cb, 2, argv, &result) == napi_pending_exception) {
+    if (napi_make_callback(g_env, g_async, recv, cb, 1, argv, &result) == napi_pending_exception) {
       napi_value err;
       napi_get_and_clear_last_exception(g_env, &err);
       napi_fatal_exception(g_env, err);
@@ -195,11 +178,6 @@ static void flush(uv_check_t *h) {
     free(g_queue);
     g_queue = NULL;
     g_queue_cap = 0;
-  }
-  if (g_data_cap > DATA_KEEP) {
-    free(g_data);
-    g_data = NULL;
-    g_data_cap = 0;
   }
   napi_close_handle_scope(g_env, scope);
 }
@@ -578,17 +556,10 @@ static void sock_fail(sock_t *s, int err) {
   sock_close(s, 0);
 }
 
+/* A read lands in the data area, which always has room for one (sread_cb hands a fuller area over at once). */
 static void alloc_data(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   (void)h;
   (void)suggested;
-  if (g_data_cap - g_data_len < BUF_SIZE) {
-    size_t cap = g_data_cap ? g_data_cap * 2 : DATA_KEEP;
-    while (cap - g_data_len < BUF_SIZE) cap *= 2;
-    char *d = realloc(g_data, cap);
-    if (!d) abort();
-    g_data = d;
-    g_data_cap = cap;
-  }
   buf->base = g_data + g_data_len;
   buf->len = BUF_SIZE;
 }
@@ -601,7 +572,7 @@ static void sread_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
     sock_activity(s);
     emit(EV_S_DATA, s->o.id, (double)g_data_len, (double)nread);
     g_data_len += (size_t)nread;
-    if (g_data_len >= DATA_FLUSH) flush(NULL); /* a burst of reads: JavaScript takes them before more come */
+    if (g_data_cap - g_data_len < BUF_SIZE) flush(NULL); /* the area is full: JavaScript takes it before more come */
   } else if (nread == UV_EOF) {
     s->eof = 1;
     uv_read_stop(st);
@@ -758,10 +729,11 @@ static int addr_of(napi_env env, napi_value v, int port, struct sockaddr_storage
   return uv_ip4_addr(host, port, (struct sockaddr_in *)ss);
 }
 
-/* init(onEvents, events: Float64Array): the one callback and the array it reads; returns the batch size. */
+/* init(onEvents, events: Float64Array, data: Buffer): the one callback, the array of events it reads and the data
+   area of stream sockets' reads; returns the batch size. */
 static napi_value js_init(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  if (!args(env, info, 2, argv)) return NULL;
+  napi_value argv[3];
+  if (!args(env, info, 3, argv)) return NULL;
   if (g_env) {
     napi_throw_error(env, "EALREADY", "the native relay is already initialised in this process");
     return NULL;
@@ -774,11 +746,20 @@ static napi_value js_init(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "events must be a Float64Array of batch × 4");
     return NULL;
   }
+  void *area;
+  size_t area_len;
+  if (napi_get_buffer_info(env, argv[2], &area, &area_len) != napi_ok || area_len < DATA_MIN) {
+    napi_throw_type_error(env, NULL, "data must be a Buffer of at least 128 KiB");
+    return NULL;
+  }
   g_env = env;
   napi_get_uv_event_loop(env, &g_loop);
   napi_create_reference(env, argv[0], 1, &g_callback);
   napi_create_reference(env, argv[1], 1, &g_events_ref);
+  napi_create_reference(env, argv[2], 1, &g_data_ref);
   g_events = data;
+  g_data = area;
+  g_data_cap = area_len;
   napi_value resource, name;
   napi_create_object(env, &resource);
   napi_create_reference(env, resource, 1, &g_resource);

@@ -1,19 +1,24 @@
 /**
- * The proxy's two data paths for plain TCP listeners, and the native one's JavaScript side.
+ * The proxy's two data paths for plain TCP and HTTP listeners, and the native one's JavaScript side.
  *
- * - `native`: the addon built from native/relay.c (`build/Release/glow_relay.node`, by `npm ci`) accepts,
- *   connects and relays the bytes on Node's own libuv loop; every decision stays here (src/proxy/native-session.ts
- *   picks the upstream, retries, refuses, counts).
+ * - `native`: the addon built from native/relay.c (`build/Release/glow_relay.node`, by `npm ci`) owns the sockets
+ *   on Node's own libuv loop; every decision stays here. A tcp port's connections are relayed by the addon
+ *   (src/proxy/native-session.ts picks the upstream, retries, refuses, counts); an http port's connections and the
+ *   HTTP sessions' upstream connections are the addon's stream sockets (src/proxy/native-socket.ts), which the
+ *   HTTP sessions read and write as they would Node sockets.
  * - `portable`: the JavaScript path (src/proxy/tcp-session.ts), the reference behaviour, used wherever the addon is
  *   not built, and on demand.
  *
  * `GLOW_PROXY_DATA_PATH=portable` forces the portable path; `native` requires the addon (the proxy fails to start
  * without it); unset, the native path is used when the addon loads. `GLOW_PROXY_ADDON` names another build of it
- * (the sanitizer build the tests run). HTTP and TLS listeners always run on the portable path.
+ * (the sanitizer build the tests run). TLS is Node's on either path (on the native one, a TLS port's upstream
+ * connections are stream sockets); UDP is always Node's.
  *
- * The addon reports what happens to a connection as events, batched once per loop iteration into one shared
- * Float64Array (kind, id, a, b per event): accepted (a: the listener), connected, connect failed (a: the
- * negative errno, b: 1 for a timeout) and closed (a: bytes read from the client, b: bytes written to it).
+ * The addon reports what happens as events, batched once per loop iteration into one shared Float64Array (kind,
+ * id, a, b per event). A relay connection: accepted (a: the listener), connected, connect failed (a: the negative
+ * errno, b: 1 for a timeout) and closed (a: bytes read from the client, b: bytes written to it). A stream socket:
+ * accepted, connected, data (a, b: where its bytes are in the shared data area), end of stream, drain, error (a:
+ * the negative errno), idle timeout, closed.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -36,7 +41,7 @@ export interface NativeConnection {
 }
 
 interface Addon {
-  init(onEvents: (n: number, data: Buffer[] | undefined) => void, events: Float64Array): number;
+  init(onEvents: (n: number) => void, events: Float64Array, data: Buffer): number;
   listen(host: string, port: number, backlog: number, streams: boolean): number;
   closeListener(id: number): void;
   connect(id: number, ip: string, port: number, connectTimeoutMs: number, idleTimeoutMs: number): boolean;
@@ -65,6 +70,8 @@ const EV_S_TIMEOUT = 10;
 const EV_S_CLOSED = 11;
 /** The addon's batch (EV_BATCH in native/relay.c); init() checks the array is large enough. */
 const BATCH = 2048;
+/** The data area of a batch: reads of at most 64 KiB each, handed over when less than that is left. */
+const DATA_AREA = 1024 * 1024;
 
 /** Where `npm ci` builds the addon: build/Release of the package root (three folders above dist/src/proxy). */
 export const ADDON_PATH = fileURLToPath(new URL('../../../build/Release/glow_relay.node', import.meta.url));
@@ -74,9 +81,11 @@ export class NativeRelay {
   private readonly connections = new Map<number, NativeConnection>();
   private readonly streams = new Map<number, NativeSocket>();
   private readonly events = new Float64Array(BATCH * 4);
+  /** Where the addon puts what stream sockets read; each read is copied out (a session may keep it for long). */
+  private readonly data = Buffer.alloc(DATA_AREA);
 
   constructor(private readonly addon: Addon) {
-    addon.init((n, data) => this.dispatch(n, data), this.events);
+    addon.init((n) => this.dispatch(n), this.events, this.data);
   }
 
   /**
@@ -152,9 +161,8 @@ export class NativeRelay {
     return this.addon.open();
   }
 
-  private dispatch(n: number, data: Buffer[] | undefined): void {
+  private dispatch(n: number): void {
     const ev = this.events;
-    let d = 0;
     for (let i = 0; i < n * 4; i += 4) {
       const kind = ev[i]!;
       const id = ev[i + 1]!;
@@ -169,10 +177,15 @@ export class NativeRelay {
         continue;
       }
       if (kind >= EV_S_CONNECTED) {
-        const chunk = kind === EV_S_DATA ? data![d++]! : null;
         const s = this.streams.get(id);
         if (!s) continue;
-        if (chunk) s.data(chunk);
+        if (kind === EV_S_DATA) {
+          const at = ev[i + 2]!;
+          const len = ev[i + 3]!;
+          const chunk = Buffer.allocUnsafe(len); // a small one is a slice of Node's buffer pool
+          this.data.copy(chunk, 0, at, at + len);
+          s.data(chunk);
+        }
         else if (kind === EV_S_DRAIN) s.drained();
         else if (kind === EV_S_EOF) s.endOfStream();
         else if (kind === EV_S_CONNECTED) s.connected();
