@@ -24,7 +24,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { ProxyError } from './errors.js';
-import { NativeSocket } from './native-socket.js';
+import { NativeSocket, type StreamOps } from './native-socket.js';
 
 export type DataPath = 'native' | 'portable';
 
@@ -76,7 +76,7 @@ const DATA_AREA = 1024 * 1024;
 /** Where `npm ci` builds the addon: build/Release of the package root (three folders above dist/src/proxy). */
 export const ADDON_PATH = fileURLToPath(new URL('../../../build/Release/glow_relay.node', import.meta.url));
 
-export class NativeRelay {
+export class NativeRelay implements StreamOps {
   private readonly listeners = new Map<number, NativeListenerOwner>();
   private readonly connections = new Map<number, NativeConnection>();
   private readonly streams = new Map<number, NativeSocket>();

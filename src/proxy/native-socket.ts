@@ -18,7 +18,6 @@
  */
 import { EventEmitter } from 'node:events';
 import { getSystemErrorName } from 'node:util';
-import type { NativeRelay } from './native-relay.js';
 
 /** What the HTTP sessions use of a socket. */
 export interface ProxySocket {
@@ -42,6 +41,17 @@ export interface ProxySocket {
   readonly bytesRead: number;
   readonly bytesWritten: number;
   readonly remoteAddress?: string | undefined;
+}
+
+/** What a NativeSocket asks of the addon (src/proxy/native-relay.ts `NativeRelay`). */
+export interface StreamOps {
+  ownStream(id: number, s: NativeSocket): void;
+  peer(id: number): string | null;
+  swrite(id: number, a: Buffer, b?: Buffer): boolean;
+  send(id: number): void;
+  sdestroy(id: number, reset: boolean): void;
+  sread(id: number, on: boolean): void;
+  sidle(id: number, ms: number): void;
 }
 
 /** Opens a socket to an upstream (it emits 'connect', or 'error' then 'close'). */
@@ -73,7 +83,7 @@ export class NativeSocket extends EventEmitter implements ProxySocket {
   private remote: string | null | undefined;
 
   constructor(
-    private readonly relay: NativeRelay,
+    private readonly relay: StreamOps,
     readonly id: number,
   ) {
     super();
