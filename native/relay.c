@@ -488,6 +488,12 @@ static void on_connection(uv_stream_t *server, int status) {
  * and queued, the write returns false, and a drain event follows once the queue is written. JavaScript pauses
  * reading when it must (backpressure is its own). An end of stream read and a shutdown done close the socket; so
  * does an error, reported first. The idle timeout is the sweeper's: it reports, JavaScript decides.
+ *
+ * Two stream sockets can be spliced (a tunnel: a WebSocket after its 101): from then on each one's reads are
+ * written to the other here, as the relay does, with one write queue per socket (reading stops while the peer has
+ * bytes queued), an end of stream passed on with a shutdown, and an error or a reset of one resetting the other.
+ * JavaScript still hears the ends, the timeouts and the closes, and the closed event carries the bytes the splice
+ * read and wrote.
  */
 
 enum { SS_CONNECTING, SS_OPEN, SS_CLOSING };
@@ -498,9 +504,11 @@ typedef struct sock {
   uv_connect_t creq;
   uv_shutdown_t sreq;
   struct sock *prev, *next; /* the sweeper's list (sockets with an idle timeout) */
+  struct sock *peer; /* spliced: what this socket reads is written to its peer, here */
   uint64_t last, idle_ms;
   size_t queued; /* bytes in queued writes */
-  int state, reading, eof, shutting, shut, want_drain, timed_out, listed;
+  double spliced_in, spliced_out; /* bytes read and written by the splice */
+  int state, reading, eof, shutting, shut, want_drain, timed_out, listed, held;
 } sock_t;
 
 typedef struct {
@@ -539,21 +547,32 @@ static void sweep_streams(uint64_t now) {
 
 static void sock_closed(uv_handle_t *h) {
   sock_t *s = h->data;
-  emit(EV_S_CLOSED, s->o.id, 0, 0);
+  emit(EV_S_CLOSED, s->o.id, s->spliced_in, s->spliced_out);
   obj_free(&s->o);
 }
 
+/* Closes the socket; a spliced peer is reset with it when `reset` (else it finishes on its own: its end was
+   passed on, or comes). */
 static void sock_close(sock_t *s, int reset) {
   if (s->state == SS_CLOSING) return;
   s->state = SS_CLOSING;
   sock_unlist(s);
+  sock_t *p = s->peer;
+  if (p) {
+    s->peer = NULL;
+    p->peer = NULL;
+    if (reset) sock_close(p, 1);
+  }
   close_stream(&s->tcp, reset, sock_closed);
 }
 
+/* An error: reported, the socket closed, and a spliced peer reset. */
 static void sock_fail(sock_t *s, int err) {
   if (s->state == SS_CLOSING) return;
   emit(EV_S_ERROR, s->o.id, err, 0);
+  sock_t *p = s->peer;
   sock_close(s, 0);
+  if (p) sock_close(p, 1);
 }
 
 /* A read lands in the data area, which always has room for one (sread_cb hands a fuller area over at once). */
@@ -564,10 +583,13 @@ static void alloc_data(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   buf->len = BUF_SIZE;
 }
 
+static void splice_data(sock_t *s, char *base, size_t n);
+static void sock_shutdown(sock_t *s);
+
 static void sread_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
-  (void)buf;
   sock_t *s = st->data;
   if (s->state != SS_OPEN) return;
+  if (nread > 0 && s->peer) return splice_data(s, buf->base, (size_t)nread);
   if (nread > 0) {
     sock_activity(s);
     emit(EV_S_DATA, s->o.id, (double)g_data_len, (double)nread);
@@ -577,14 +599,19 @@ static void sread_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
     s->eof = 1;
     uv_read_stop(st);
     emit(EV_S_EOF, s->o.id, 0, 0);
-    if (s->shut) sock_close(s, 0);
+    sock_t *p = s->peer;
+    if (p && !p->shutting) { /* passed on once the peer's queue is written */
+      p->shutting = 1;
+      sock_shutdown(p);
+    }
+    if (s->shut && s->state == SS_OPEN) sock_close(s, 0);
   } else if (nread < 0) {
     sock_fail(s, (int)nread);
   }
 }
 
 static void sock_read(sock_t *s) {
-  if (s->state != SS_OPEN || !s->reading || s->eof) return;
+  if (s->state != SS_OPEN || !s->reading || s->eof || s->held) return;
   int r = uv_read_start((uv_stream_t *)&s->tcp, alloc_data, sread_cb);
   if (r < 0 && r != UV_EALREADY) sock_fail(s, r);
 }
@@ -611,14 +638,21 @@ static void swrite_cb(uv_write_t *req, int status) {
   if (status == UV_ECANCELED || s->state == SS_CLOSING) return;
   if (status < 0) return sock_fail(s, status);
   sock_activity(s);
-  if (s->queued == 0 && s->want_drain) {
+  if (s->queued > 0) return;
+  if (s->want_drain) {
     s->want_drain = 0;
     emit(EV_S_DRAIN, s->o.id, 0, 0);
   }
+  sock_t *p = s->peer;
+  if (p && p->held) { /* its peer's queue is written: the spliced source reads again */
+    p->held = 0;
+    sock_read(p);
+  }
 }
 
-/* Writes n buffers (in order, after what is queued): 1 when all went out now, 0 when some were queued. */
-static int sock_write(sock_t *s, uv_buf_t *bufs, unsigned n) {
+/* Writes n buffers (in order, after what is queued): 1 when all went out now, 0 when some were queued (JavaScript
+   gets a drain event once they are written, when `drain`) or the write failed. */
+static int sock_write(sock_t *s, uv_buf_t *bufs, unsigned n, int drain) {
   size_t total = 0;
   for (unsigned i = 0; i < n; i++) total += bufs[i].len;
   size_t sent = 0;
@@ -657,8 +691,22 @@ static int sock_write(sock_t *s, uv_buf_t *bufs, unsigned n) {
     return 0;
   }
   s->queued += off;
-  s->want_drain = 1;
+  if (drain) s->want_drain = 1;
   return 0;
+}
+
+/* A spliced socket's read: written to its peer at once; reading stops while the peer has bytes queued. Traffic
+   either way keeps both from being idle. */
+static void splice_data(sock_t *s, char *base, size_t n) {
+  sock_t *p = s->peer;
+  uv_buf_t b = uv_buf_init(base, (unsigned)n);
+  sock_activity(s);
+  sock_activity(p);
+  s->spliced_in += (double)n;
+  p->spliced_out += (double)n;
+  if (sock_write(p, &b, 1, 0) || s->state != SS_OPEN || p->state != SS_OPEN) return;
+  s->held = 1;
+  uv_read_stop((uv_stream_t *)&s->tcp);
 }
 
 static void sconnect_cb(uv_connect_t *req, int status) {
@@ -941,7 +989,7 @@ static napi_value js_swrite(napi_env env, napi_callback_info info) {
       }
       bufs[n++] = uv_buf_init(data, (unsigned)len);
     }
-    ok = sock_write(s, bufs, n);
+    ok = sock_write(s, bufs, n, 1);
   }
   napi_get_boolean(env, ok, &v);
   return v;
@@ -980,11 +1028,39 @@ static napi_value js_sread(napi_env env, napi_callback_info info) {
   sock_t *s = sock_arg(env, info, 2, argv);
   bool on = false;
   if (!s) return undefined(env);
+  if (s->peer) return undefined(env); /* the splice reads as its peer can take */
   napi_get_value_bool(env, argv[1], &on);
   s->reading = on;
   if (on) sock_read(s);
   else if (s->state == SS_OPEN) uv_read_stop((uv_stream_t *)&s->tcp);
   return undefined(env);
+}
+
+/* splice(a, b): from now on what either socket reads is written to the other, here (see "stream sockets");
+   false when either is gone, closing, or spliced already. */
+static napi_value js_splice(napi_env env, napi_callback_info info) {
+  napi_value argv[2], v;
+  if (!args(env, info, 2, argv)) return NULL;
+  sock_t *a = sock_find(num(env, argv[0]));
+  sock_t *b = sock_find(num(env, argv[1]));
+  int ok = a && b && a != b && a->state == SS_OPEN && b->state == SS_OPEN && !a->peer && !b->peer;
+  if (ok) {
+    a->peer = b;
+    b->peer = a;
+    for (int i = 0; i < 2; i++) {
+      sock_t *s = i ? b : a;
+      sock_t *p = i ? a : b;
+      s->reading = 1;
+      s->held = p->queued > 0; /* what JavaScript wrote to the peer goes first */
+      if (s->eof && !p->shutting) { /* an end of stream already read (and told): passed on */
+        p->shutting = 1;
+        sock_shutdown(p);
+      }
+      sock_read(s);
+    }
+  }
+  napi_get_boolean(env, ok, &v);
+  return v;
 }
 
 /* sidle(id, ms): the idle timeout (0: none), from now; a timeout event comes once per idle spell. */
@@ -1030,6 +1106,7 @@ NAPI_MODULE_INIT() {
       {"sdestroy", NULL, js_sdestroy, NULL, NULL, NULL, napi_default, NULL},
       {"sread", NULL, js_sread, NULL, NULL, NULL, napi_default, NULL},
       {"sidle", NULL, js_sidle, NULL, NULL, NULL, napi_default, NULL},
+      {"splice", NULL, js_splice, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -19,7 +19,8 @@
  *   (src/proxy/upstream-registry.ts `lost`) is failed over the same way, or answered 502 at once: never left
  *   waiting on a peer that vanished. A response already under way is left to finish;
  * - the duration from the request head to the last byte of the response is observed by method and status class.
- * Upgrades (WebSocket) and CONNECT become a raw tunnel after the upstream's 101 (2xx for CONNECT). Pipelined
+ * Upgrades (WebSocket) and CONNECT become a raw tunnel after the upstream's 101 (2xx for CONNECT), which the
+ * addon carries when both sockets are its own (spliceTunnel, src/proxy/native-socket.ts). Pipelined
  * requests wait, unread, until the response before them is complete. A request head must be complete within the
  * port's header timeout from its first byte (else 408); one with a bare CR or LF is refused at once (400), and so
  * is a chunked body with one. An upstream's response with one is a malformed response (502).
@@ -56,7 +57,7 @@ import type { RetryReason, RouteStats } from './metrics.js';
 import { routeRequest } from './request-routing.js';
 import { PLAIN_CONNECTION, type ConnectionInfo, type RouteSource } from './route-source.js';
 import type { Session } from './session.js';
-import type { ProxySocket } from './native-socket.js';
+import { spliceTunnel, type ProxySocket } from './native-socket.js';
 import { fromPool, NON_IDEMPOTENT_MAX_IDLE_MS, UpstreamConnection, type UpstreamOwner } from './upstream-pool.js';
 import type { GroupState, UpstreamState } from './upstream-registry.js';
 
@@ -622,6 +623,8 @@ export class HttpSession implements Session, UpstreamOwner {
         this.resumeClient('stash');
         this.resumeClient('upstream');
         if (this.clientEnded) this.up!.socket.end();
+        // On the native path the addon moves the tunnel's bytes from here on (src/proxy/native-socket.ts).
+        spliceTunnel(this.client, this.up!.socket);
         return;
       }
       const out = this.wantsClose && !res.close ? withConnectionClose(head, res.connectionLines) : head;

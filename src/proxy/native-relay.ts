@@ -18,7 +18,7 @@
  * id, a, b per event). A relay connection: accepted (a: the listener), connected, connect failed (a: the negative
  * errno, b: 1 for a timeout) and closed (a: bytes read from the client, b: bytes written to it). A stream socket:
  * accepted, connected, data (a, b: where its bytes are in the shared data area), end of stream, drain, error (a:
- * the negative errno), idle timeout, closed.
+ * the negative errno), idle timeout, closed (a, b: the bytes a splice read from it and wrote to it).
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -55,6 +55,7 @@ interface Addon {
   sdestroy(id: number, reset: boolean): void;
   sread(id: number, on: boolean): void;
   sidle(id: number, ms: number): void;
+  splice(a: number, b: number): boolean;
 }
 
 const EV_ACCEPT = 1;
@@ -144,6 +145,10 @@ export class NativeRelay implements StreamOps {
     this.addon.sidle(id, ms);
   }
 
+  splice(a: number, b: number): boolean {
+    return this.addon.splice(a, b);
+  }
+
   reset(id: number): void {
     this.addon.reset(id);
   }
@@ -193,7 +198,7 @@ export class NativeRelay implements StreamOps {
         else if (kind === EV_S_TIMEOUT) s.timedOut();
         else if (kind === EV_S_CLOSED) {
           this.streams.delete(id);
-          s.closed();
+          s.closed(ev[i + 2]!, ev[i + 3]!);
         }
         continue;
       }

@@ -52,6 +52,17 @@ export interface StreamOps {
   sdestroy(id: number, reset: boolean): void;
   sread(id: number, on: boolean): void;
   sidle(id: number, ms: number): void;
+  splice(a: number, b: number): boolean;
+}
+
+/**
+ * Makes a tunnel of two sockets (a WebSocket after its 101, a CONNECT after its 2xx) when both are the addon's:
+ * from then on the addon moves the bytes both ways (half-close and resets passed on, as the tcp relay does), and the
+ * sockets' events go on as before, without 'data' (their byte counts grow at their close). False, and nothing
+ * changes, when either is a Node socket: the session then carries the tunnel's bytes itself.
+ */
+export function spliceTunnel(a: ProxySocket, b: ProxySocket): boolean {
+  return a instanceof NativeSocket && b instanceof NativeSocket && a.spliceWith(b);
 }
 
 /** Opens a socket to an upstream (it emits 'connect', or 'error' then 'close'). */
@@ -184,6 +195,11 @@ export class NativeSocket extends EventEmitter implements ProxySocket {
     return this;
   }
 
+  /** See spliceTunnel. */
+  spliceWith(other: NativeSocket): boolean {
+    return !this.destroyed && !other.destroyed && this.relay.splice(this.id, other.id);
+  }
+
   // ---- the addon's events (src/proxy/native-relay.ts dispatches them) ----
 
   connected(): void {
@@ -218,7 +234,10 @@ export class NativeSocket extends EventEmitter implements ProxySocket {
     if (!this.destroyed) this.emit('timeout');
   }
 
-  closed(): void {
+  /** Gone; `splicedIn`/`splicedOut`: the bytes a splice read from it and wrote to it. */
+  closed(splicedIn: number, splicedOut: number): void {
+    this.bytesRead += splicedIn;
+    this.bytesWritten += splicedOut;
     this.destroyed = true;
     this.emit('close');
   }

@@ -3,7 +3,8 @@
  * names it and no later tenant of its slot, and a burst of connections larger than one batch of events
  * (EV_BATCH) is accepted, relayed, closed and counted, with nothing held afterwards; a listener's id is not
  * reused; an http port runs on the addon's stream sockets, whose backpressure carries a large body to a slow reader
- * both ways, whole. (The relay's behaviour against the portable path is test/proxy/relay-compare.test.ts; every
+ * both ways, whole; a WebSocket tunnel is spliced in the addon and carries bytes both ways, a half-close and a
+ * reset as the tcp relay does, counted. (The relay's behaviour against the portable path is test/proxy/relay-compare.test.ts; every
  * HTTP test of test/proxy/ runs on both paths in CI.)
  */
 import assert from 'node:assert/strict';
@@ -202,5 +203,85 @@ describe('the native relay', { skip: relay ? false : 'the native relay is not bu
     });
     await own.stop(1000);
     await until('nothing is held (pooled upstream connections closed with the proxy)', () => relay!.open === 0);
+  });
+
+  test('a WebSocket tunnel on an http port is spliced in the addon: bytes both ways, a half-close, a reset, counted', async () => {
+    const SIZE = 2 * 1024 * 1024;
+    const blob = (seed: number) => {
+      const b = Buffer.alloc(SIZE);
+      for (let i = 0; i < SIZE; i++) b[i] = (i * seed + (i >> 9)) & 0xff;
+      return b;
+    };
+    const toApp = blob(7);
+    const toClient = blob(13);
+    const sha = (b: Buffer) => createHash('sha1').update(b).digest('hex');
+    const appGot: string[] = [];
+    const app = await httpUpstream('127.0.0.44', (_req, res) => res.end('not an upgrade'));
+    app.server.on('upgrade', (req, socket: import('node:net').Socket) => {
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+      if (req.url === '/reset') return void setTimeout(() => socket.resetAndDestroy(), 50);
+      const h = createHash('sha1');
+      let n = 0;
+      socket.on('data', (d: Buffer) => {
+        h.update(d);
+        n += d.length;
+      });
+      // After the client's end: the app answers its whole blob, then ends (the tunnel is half-closed meanwhile).
+      socket.on('end', () => {
+        appGot.push(`${n} ${h.digest('hex')}`);
+        socket.end(toClient);
+      });
+    });
+    const spliced: number[] = [];
+    const splice = relay!.splice.bind(relay!);
+    relay!.splice = (a: number, b: number) => {
+      const ok = splice(a, b);
+      spliced.push(ok ? 1 : 0);
+      return ok;
+    };
+    const own = new Proxy({ log: testLog, dataPath: 'native' });
+    try {
+      const port = await freePort();
+      await own.apply(routes(listener(port, 'http', [group('ws:1', 'http', [upstream('127.0.0.44', app.port)])])));
+      const tunnel = (path: string, send: Buffer | null) =>
+        new Promise<{ body: Buffer; end: string }>((resolve) => {
+          const s = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+          const got: Buffer[] = [];
+          let head = true;
+          s.on('connect', () => s.write(`GET ${path} HTTP/1.1\r\nHost: ws\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n`));
+          s.on('data', (d: Buffer) => {
+            got.push(d);
+            if (head && Buffer.concat(got).includes('\r\n\r\n')) {
+              head = false;
+              if (send) s.end(send); // the whole blob, then a half-close
+            }
+            s.pause(); // a slow reader
+            setTimeout(() => s.resume(), 1);
+          });
+          const done = (end: string) => {
+            const all = Buffer.concat(got);
+            resolve({ body: all.subarray(all.indexOf('\r\n\r\n') + 4), end });
+          };
+          s.on('end', () => done('end'));
+          s.on('error', (e: NodeJS.ErrnoException) => done(e.code ?? 'error'));
+          setTimeout(() => done('timeout'), 20_000).unref();
+        });
+      const ok = await tunnel('/ws', toApp);
+      assert.equal(ok.end, 'end');
+      assert.deepEqual(appGot, [`${SIZE} ${sha(toApp)}`]);
+      assert.equal(ok.body.length, SIZE);
+      assert.equal(sha(ok.body), sha(toClient));
+      const reset = await tunnel('/reset', null);
+      assert.equal(reset.end, 'ECONNRESET');
+      assert.deepEqual(spliced, [1, 1]);
+      const stats = own.metrics.route(String(port), 'ws:1');
+      await until('both connections counted closed', () => stats.closed === 2);
+      assert.ok(stats.receivedBytes >= SIZE && stats.receivedBytes < SIZE + 1000, `received ${stats.receivedBytes}`);
+      assert.ok(stats.sentBytes >= SIZE && stats.sentBytes < SIZE + 1000, `sent ${stats.sentBytes}`);
+    } finally {
+      relay!.splice = splice;
+      await own.stop(1000);
+    }
+    await until('nothing is held', () => relay!.open === 0);
   });
 });
