@@ -173,7 +173,8 @@ export class NativeRelay implements StreamOps {
       const id = ev[i + 1]!;
       if (kind === EV_ACCEPT) {
         const owner = this.listeners.get(ev[i + 2]!);
-        // A listener closed meanwhile: nobody takes the connection.
+        // A listener closed meanwhile: nobody takes the connection (a relay connection or a stream socket; the
+        // call about the other kind finds nothing).
         if (owner) owner.accepted(id);
         else {
           this.addon.reset(id);
@@ -190,8 +191,7 @@ export class NativeRelay implements StreamOps {
           const chunk = Buffer.allocUnsafe(len); // a small one is a slice of Node's buffer pool
           this.data.copy(chunk, 0, at, at + len);
           s.data(chunk);
-        }
-        else if (kind === EV_S_DRAIN) s.drained();
+        } else if (kind === EV_S_DRAIN) s.drained();
         else if (kind === EV_S_EOF) s.endOfStream();
         else if (kind === EV_S_CONNECTED) s.connected();
         else if (kind === EV_S_ERROR) s.failed(ev[i + 2]!);
