@@ -11,8 +11,9 @@
 #    at exit (V8, OpenSSL, ICU: thousands of reports), and a suppression cannot keep relay.c's leaks apart from
 #    them (every allocation of relay.c is made under libuv's and V8's frames in the same node binary). relay.c's
 #    own bookkeeping is checked by the tests instead: the addon's open() must be 0 once the connections closed.
-# 3. Runs them again with GLOW_PROXY_DATA_PATH=portable (the reference path stays tested), without relay-compare
-#    (it runs both paths side by side whatever the environment says) and relay-native (the native path only).
+# 3. Runs them again with GLOW_PROXY_DATA_PATH=portable (the reference path stays tested), without relay-compare and
+#    http-compare (they run both paths side by side whatever the environment says) and relay-native (the native path
+#    only).
 # Both runs take every proxy test file but those whose proxies run under systemd in booted nodes (exposure-nodes,
 # systemd): those proxies get the unit's environment, not this one, so neither the sanitizer build nor the
 # portable path would reach them (`npm test` ran them, on the native path).
@@ -57,4 +58,4 @@ env GLOW_PROXY_DATA_PATH=native GLOW_PROXY_ADDON="$PWD/build/asan/glow_relay.nod
 
 echo "scripts/test-native.sh: the proxy tests on the portable path"
 env GLOW_PROXY_DATA_PATH=portable \
-  node --test --test-concurrency=1 --test-timeout=600000 $(echo "$proxy_tests" | grep -v -e '/relay-compare\.test\.js$' -e '/relay-native\.test\.js$')
+  node --test --test-concurrency=1 --test-timeout=600000 $(echo "$proxy_tests" | grep -v -e '/relay-compare\.test\.js$' -e '/http-compare\.test\.js$' -e '/relay-native\.test\.js$')

@@ -589,7 +589,7 @@ frontend ft_https
   goal('TLS 50 keep-alive vs haproxy-https', '≥ 0.70×', tls50, tls50 >= 0.7, `1 connection ${fmt(ratio(L1, 'glow-https-native'), 2)}×; new connection per request ${fmt(ratio(LC, 'glow-https-native'), 2)}×; ${also((n) => ratio(L50, n), ['glow-https-portable'])}`);
   for (const name of ['glow-tcp-native', 'glow-tcp-native fresh', 'glow-http-native', 'glow-http-native fresh']) {
     const i = idle.find((x) => x.name === name);
-    if (i) lines.push(`  ${`RSS with 10,000 idle, ${name.endsWith('fresh') ? 'fresh process' : 'after the load'}`.padEnd(40)}${'< 100 MB'.padEnd(10)}${`${fmt(i.per10k)} MB`.padStart(8)}  ${verdict(i.per10k < 100, i.per10k)}`);
+    if (i) lines.push(`  ${`RSS 10,000 idle, ${name.includes('http') ? 'http' : 'tcp'}, ${name.endsWith('fresh') ? 'fresh process' : 'after load'}`.padEnd(40)}${'< 100 MB'.padEnd(10)}${`${fmt(i.per10k)} MB`.padStart(8)}  ${verdict(i.per10k < 100, i.per10k)}`);
   }
   process.stdout.write(`${lines.join('\n')}\n`);
 }

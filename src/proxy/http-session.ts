@@ -724,6 +724,8 @@ export class HttpSession implements Session, UpstreamOwner {
   private complete(garbage: boolean): void {
     const req = this.req!;
     const res = this.res!;
+    // A body the upstream's close delimited reaches the client delimited the same way: its connection ends too.
+    const closeDelimited = this.resFramer.mode === 'close';
     this.observe(res.status);
     const c = this.up!;
     this.up = null;
@@ -731,7 +733,7 @@ export class HttpSession implements Session, UpstreamOwner {
     c.state.active -= 1;
     c.served += 1;
     if (res.status < 500) this.route.registry.success(c.state);
-    const reusable = !garbage && !res.close && this.reqPhase === 'done' && this.resFramer.mode !== 'close' && !req.upgrade;
+    const reusable = !garbage && !res.close && this.reqPhase === 'done' && !closeDelimited && !req.upgrade;
     if (reusable) {
       c.idleSince = now();
       this.idleUp = c;
@@ -739,7 +741,7 @@ export class HttpSession implements Session, UpstreamOwner {
     this.resPhase = 'idle';
     this.req = null;
     this.res = null;
-    if (this.wantsClose || this.draining || this.reqPhase !== 'done' || res.close) return this.finish();
+    if (this.wantsClose || this.draining || this.reqPhase !== 'done' || res.close || closeDelimited) return this.finish();
     this.reqPhase = 'head';
     const stash = this.stash;
     this.stash = null;

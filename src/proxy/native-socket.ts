@@ -68,6 +68,9 @@ export function spliceTunnel(a: ProxySocket, b: ProxySocket): boolean {
 /** Opens a socket to an upstream (it emits 'connect', or 'error' then 'close'). */
 export type Dial = (host: string, port: number) => ProxySocket;
 
+/** How much a paused NativeSocket reads ahead before the addon stops reading (a Node socket's readable high-water mark). */
+const READ_AHEAD = 16 * 1024;
+
 /** A stream socket's error, as a Node socket's ('error' event; never thrown): `code` is the errno's name. */
 export class SocketError extends Error {
   constructor(
@@ -90,6 +93,11 @@ export class NativeSocket extends EventEmitter implements ProxySocket {
   /** A write returned false and its 'drain' has not come yet. */
   private blocked = false;
   private paused = false;
+  /** Read while paused, not yet emitted (null: the end of stream), as a Node socket's read-ahead (see pause()). */
+  private ahead: (Buffer | null)[] | null = null;
+  private aheadBytes = 0;
+  /** The addon stopped reading (read-ahead full). */
+  private stopped = false;
   private corked: Buffer[] | null = null;
   private remote: string | null | undefined;
 
@@ -168,17 +176,38 @@ export class NativeSocket extends EventEmitter implements ProxySocket {
     return this;
   }
 
+  /**
+   * Stops emitting 'data'. As a Node socket's stream does, it reads ahead up to the high-water mark (one read may
+   * pass it) before the addon stops reading: a peer's reset is noticed meanwhile, and what was read is emitted on
+   * resume(), before the end of stream if that came too.
+   */
   pause(): this {
-    if (!this.paused && !this.destroyed) {
-      this.paused = true;
-      this.relay.sread(this.id, false);
-    }
+    this.paused = true;
     return this;
   }
 
   resume(): this {
-    if (this.paused && !this.destroyed) {
-      this.paused = false;
+    if (!this.paused) return this;
+    this.paused = false;
+    const ahead = this.ahead;
+    if (ahead) {
+      this.ahead = null;
+      this.aheadBytes = 0;
+      for (let i = 0; i < ahead.length; i++) {
+        if (this.destroyed) return this;
+        if (this.paused) {
+          // paused again by a listener: the rest waits for the next resume()
+          this.ahead = ahead.slice(i);
+          for (const b of this.ahead) if (b) this.aheadBytes += b.length;
+          return this;
+        }
+        const b = ahead[i]!;
+        if (b) this.emit('data', b);
+        else this.emit('end');
+      }
+    }
+    if (this.stopped && !this.destroyed) {
+      this.stopped = false;
       this.relay.sread(this.id, true);
     }
     return this;
@@ -195,9 +224,13 @@ export class NativeSocket extends EventEmitter implements ProxySocket {
     return this;
   }
 
-  /** See spliceTunnel. */
+  /** See spliceTunnel. What either read ahead while paused is emitted first; if that pauses it again, no splice. */
   spliceWith(other: NativeSocket): boolean {
-    return !this.destroyed && !other.destroyed && this.relay.splice(this.id, other.id);
+    this.resume();
+    other.resume();
+    if (this.destroyed || other.destroyed || this.paused || other.paused || !this.relay.splice(this.id, other.id)) return false;
+    this.stopped = other.stopped = false; // the splice reads both
+    return true;
   }
 
   // ---- the addon's events (src/proxy/native-relay.ts dispatches them) ----
@@ -209,12 +242,20 @@ export class NativeSocket extends EventEmitter implements ProxySocket {
   data(chunk: Buffer): void {
     if (this.destroyed) return;
     this.bytesRead += chunk.length;
-    this.emit('data', chunk);
+    if (!this.paused) return void this.emit('data', chunk);
+    (this.ahead ??= []).push(chunk);
+    this.aheadBytes += chunk.length;
+    if (this.aheadBytes >= READ_AHEAD && !this.stopped) {
+      this.stopped = true;
+      this.relay.sread(this.id, false);
+    }
   }
 
   endOfStream(): void {
     this.eof = true;
-    if (!this.destroyed) this.emit('end');
+    if (this.destroyed) return;
+    if (this.paused) (this.ahead ??= []).push(null);
+    else this.emit('end');
   }
 
   drained(): void {

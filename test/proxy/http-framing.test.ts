@@ -3,7 +3,8 @@
  * bytes it receives. Bare LF (and CR) line ends are refused with 400 and the connection closed wherever a line can
  * end — request line, header lines, chunk-size lines, chunk extensions, trailers — and in an upstream's response
  * head (502); a head sent too slowly gets 408 (the header timeout, small here); HTTP/1.0 with Transfer-Encoding is
- * refused; an absolute-form target's host is the Host the app sees.
+ * refused; an absolute-form target's host is the Host the app sees; a response delimited by the upstream's close
+ * ends the client's connection too.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -81,6 +82,20 @@ describe('http framing', () => {
     await fx.proxy.apply(routesWith([], [exposure('lf', port, 'http', [group('lf:80', 'http', [upstream('127.0.0.4', body.port)], NONE)], { hosts: ['lf.test'] })]));
     const b = await rawExchange(port, ['GET / HTTP/1.1\r\nHost: lf.test\r\n\r\n']);
     assertRefused(b, 502, 'bare LF in a chunked response');
+  });
+
+  test("an HTTP/1.1 response delimited by the upstream's close (no length, not chunked, no Connection: close) ends the client's connection too", async () => {
+    const bare = await new TcpUpstream('127.0.0.5', (s) =>
+      s.once('data', () => {
+        s.write('HTTP/1.1 200 OK\r\nX-Bare: 1\r\n\r\nthe body, ');
+        setTimeout(() => s.end('to the close'), 20);
+      }),
+    ).listen();
+    const port = await freePort();
+    await fx.proxy.apply(routesWith([], [exposure('bare', port, 'http', [group('bare:80', 'http', [upstream('127.0.0.5', bare.port)], NONE)], { hosts: ['bare.test'] })]));
+    const r = await rawExchange(port, ['GET / HTTP/1.1\r\nHost: bare.test\r\n\r\n']);
+    assert.match(r.data, /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nthe body, to the close$/);
+    assert.ok(r.closed, 'the client sees the end of the body as the end of the connection, not a connection left open');
   });
 
   test('the header timeout: a head begun and not finished in time is 408 and closed; idle and quick clients are not', async () => {
