@@ -551,6 +551,8 @@ static void sock_closed(uv_handle_t *h) {
   obj_free(&s->o);
 }
 
+static void sock_read(sock_t *s);
+
 /* Closes the socket; a spliced peer is reset with it when `reset` (else it finishes on its own: its end was
    passed on, or comes). */
 static void sock_close(sock_t *s, int reset) {
@@ -562,6 +564,10 @@ static void sock_close(sock_t *s, int reset) {
     s->peer = NULL;
     p->peer = NULL;
     if (reset) sock_close(p, 1);
+    else if (p->held) { /* it waited for this socket's queue: it reads again, for JavaScript now */
+      p->held = 0;
+      sock_read(p);
+    }
   }
   close_stream(&s->tcp, reset, sock_closed);
 }
