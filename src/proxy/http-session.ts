@@ -107,6 +107,8 @@ export class HttpSession implements Session, UpstreamOwner {
   private wantsClose = false;
   private attempts = 0;
   private tried: Set<UpstreamState> | null = null;
+  /** Why the request's last attempt failed (it is being retried), or null. */
+  private lastFailure: RetryReason | null = null;
   private pausedForUpstream = false;
   private pausedForStash = false;
   /** Runs while a request head is partly here (src/proxy/route-source.ts `headTimeoutMs`). */
@@ -261,6 +263,7 @@ export class HttpSession implements Session, UpstreamOwner {
     this.wantsClose = head.close || this.draining;
     this.attempts = 0;
     this.tried = null;
+    this.lastFailure = null;
     this.responded = false;
     this.res = null;
     this.resHead = null;
@@ -409,8 +412,12 @@ export class HttpSession implements Session, UpstreamOwner {
       kept.park();
     }
     if (!pick) {
+      const failed = this.lastFailure;
       if (this.attempts === 0) route.stats.refusedNoUpstream += 1;
-      else route.stats.refusedConnectFailed += 1;
+      else if (failed === null || failed === 'connect_failure' || failed === 'connect_timeout') route.stats.refusedConnectFailed += 1;
+      // A retry that finds no other upstream: the client hears of the failure it had, as without a retry.
+      else if (failed === 'response_timeout') return this.answer(504, 'Gateway Timeout', 'the upstream did not answer in time\n');
+      else if (failed !== 'status_503') return this.answer(502, 'Bad Gateway', 'the upstream failed before answering\n');
       return this.answer(503, 'Service Unavailable', 'no upstream is available\n');
     }
     this.attempts += 1;
@@ -501,6 +508,7 @@ export class HttpSession implements Session, UpstreamOwner {
       return this.answer(502, 'Bad Gateway', 'the upstream failed before answering\n');
     }
     (this.tried ??= new Set()).add(failed);
+    this.lastFailure = reason;
     route.stats.retry(reason);
     // A failed connect sent nothing: what is pending still is the whole request so far. Otherwise replay it.
     if (!connectFailure) this.pending = [...this.retained!];
@@ -599,7 +607,8 @@ export class HttpSession implements Session, UpstreamOwner {
           this.dropUpstream();
           this.route.registry.failure(u, this.group!, `HTTP ${res.status}`);
           (this.tried ??= new Set()).add(u);
-          this.route.stats.retry(res.status === 502 ? 'status_502' : 'status_503');
+          this.lastFailure = res.status === 502 ? 'status_502' : 'status_503';
+          this.route.stats.retry(this.lastFailure);
           this.pending = [...this.retained];
           this.resPhase = 'wait';
           this.acquire();

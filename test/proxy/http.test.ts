@@ -65,6 +65,23 @@ describe('http', () => {
     assert.equal(sample(text, 'glow_proxy_http_request_duration_seconds_count', { listener: String(port), service: 'rst:80', method: 'POST', status_class: '5xx' }), 1);
   });
 
+  test("a GET reset, with no other instance to retry it on, gets the upstream's failure (502), not a refusal (503)", async () => {
+    const resetting = await httpUpstream('127.0.0.8', (req) => req.socket.destroy());
+    const sick = await httpUpstream('127.0.0.9', (_req, res) => res.writeHead(503).end('sick'));
+    const port = await freePort();
+    await fx.proxy.apply(routes(listener(port, 'http', [group('one:80', 'http', [upstream('127.0.0.8', resetting.port)], NONE)])));
+    const get = await httpGet(port, '/g');
+    assert.equal(get.status, 502);
+    assert.match(get.body, /the upstream failed before answering/);
+    assert.deepEqual(resetting.seen, ['GET /g']);
+    const l = { listener: String(port), service: 'one:80' };
+    const text = await metrics();
+    assert.equal(sample(text, 'glow_proxy_refused_total', { ...l, reason: 'connect_failed' }), 0, 'no connect failed: it is not counted as a refusal');
+    // An instance answering 503 alone: the client gets a 503 too.
+    await fx.proxy.apply(routes(listener(port, 'http', [group('one:80', 'http', [upstream('127.0.0.9', sick.port)], NONE)])));
+    assert.equal((await httpGet(port, '/s')).status, 503);
+  });
+
   test('a failed connect is retried for any method (the upstream never saw the request); nothing left answers 503', async () => {
     const dead = await deadPort('127.0.0.6');
     const well = await httpUpstream('127.0.0.7', (req, res) => {
