@@ -128,8 +128,18 @@ export class HttpSession implements Session, UpstreamOwner {
   /** The response head not yet written, and where it starts in the current chunk (-1: rewritten, elsewhere). */
   private resHead: Buffer | null = null;
   private resHeadAt = -1;
-  /** Runs from the last request byte sent to the response head (policy.responseTimeoutMs). */
+  /**
+   * The response timeout, from the last request byte sent to the response head (policy.responseTimeoutMs): its
+   * deadline (0: none) and the connection it is for. Its timer is lazy: a response that comes in time only clears
+   * the deadline, and the timer, when it fires, looks at the deadline in force (the next request's, or none) and
+   * sleeps again until it, so that a keep-alive connection costs one timer per timeout period, not two timer
+   * operations per request. Closing the session clears it.
+   */
+  private resDeadline = 0;
+  private resFor: UpstreamConnection | null = null;
   private resTimer: NodeJS.Timeout | null = null;
+  private resTimerAt = 0;
+  private readonly onResTimer = () => this.resTimerFired();
 
   constructor(
     private readonly client: ProxySocket,
@@ -385,6 +395,8 @@ export class HttpSession implements Session, UpstreamOwner {
     this.connecting?.cancel();
     this.connecting = null;
     this.clearResponseTimer();
+    if (this.resTimer !== null) clearTimeout(this.resTimer);
+    this.resTimer = null;
     if (this.up) {
       this.up.state.active -= 1;
       this.up.destroy();
@@ -465,20 +477,38 @@ export class HttpSession implements Session, UpstreamOwner {
   /** Starts the response timeout once the whole request is on an upstream connection (at most once per attempt). */
   private armResponseTimer(): void {
     const ms = this.route.spec.policy.responseTimeoutMs;
-    if (ms <= 0 || this.resTimer !== null || this.up === null || this.reqPhase !== 'done' || this.resPhase !== 'head') return;
-    const c = this.up;
-    this.resTimer = setTimeout(() => this.responseTimeout(c), ms);
+    if (ms <= 0 || this.resDeadline !== 0 || this.up === null || this.reqPhase !== 'done' || this.resPhase !== 'head') return;
+    this.resDeadline = now() + ms;
+    this.resFor = this.up;
+    // A timer still running (set for an earlier request) fires before this deadline and sleeps again until it;
+    // one set under a longer timeout (the route changed) would fire after it: it is set anew.
+    if (this.resTimer !== null && this.resTimerAt <= this.resDeadline) return;
+    if (this.resTimer !== null) clearTimeout(this.resTimer);
+    this.resTimerAt = this.resDeadline;
+    this.resTimer = setTimeout(this.onResTimer, ms);
   }
 
   private clearResponseTimer(): void {
-    if (this.resTimer === null) return;
-    clearTimeout(this.resTimer);
+    this.resDeadline = 0;
+    this.resFor = null;
+  }
+
+  private resTimerFired(): void {
     this.resTimer = null;
+    if (this.resDeadline === 0 || this.closed) return;
+    const left = this.resDeadline - now();
+    if (left > 0) {
+      this.resTimerAt = this.resDeadline;
+      this.resTimer = setTimeout(this.onResTimer, left);
+      return;
+    }
+    const c = this.resFor!;
+    this.clearResponseTimer();
+    this.responseTimeout(c);
   }
 
   /** No response head within the response timeout: another upstream for an idempotent request, else 504. */
   private responseTimeout(c: UpstreamConnection): void {
-    this.resTimer = null;
     if (this.closed || c !== this.up || this.resPhase !== 'head') return;
     const u = c.state;
     const group = this.group!;

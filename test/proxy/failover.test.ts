@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import { describe, test } from 'node:test';
 import type { HealthCheck } from '../../src/plan/node-plan.js';
 import { blackhole, freePort, group, httpGet, httpUpstream, listener, NONE, onStop, proxyUnderTest, routes, sample, until, upstream } from './helpers.js';
@@ -74,6 +74,32 @@ async function upstreamStatus(port: number, address: string) {
 }
 
 describe('failover', () => {
+  test('the response timeout runs from each request on a keep-alive connection, not from an earlier one', async () => {
+    // Answers /quick at once and never answers /slow, on one keep-alive connection.
+    const up = await httpUpstream('127.0.0.32', (req, res) => {
+      req.resume();
+      if (req.url === '/quick') res.end('quick');
+    });
+    const port = await freePort();
+    await fx.proxy.apply(routes(listener(port, 'http', [group('lazy:80', 'http', [upstream('127.0.0.32', up.port)], NONE)], { responseTimeoutMs: 400 })));
+    const s = connect({ host: '127.0.0.1', port });
+    let got = '';
+    s.setEncoding('latin1');
+    s.on('data', (d: string) => (got += d));
+    await new Promise<void>((resolve) => s.once('connect', () => resolve()));
+    s.write('GET /quick HTTP/1.1\r\nHost: lazy\r\n\r\n');
+    await until('the quick answer', () => got.endsWith('quick'));
+    // The timer armed for /quick would fire 400 ms after it; /slow is sent 300 ms later and must get its 400 ms.
+    await new Promise((r) => setTimeout(r, 300));
+    const t0 = Date.now();
+    s.write('GET /slow HTTP/1.1\r\nHost: lazy\r\n\r\n');
+    await until('the 504', () => got.includes('504'), 10_000);
+    const ms = Date.now() - t0;
+    s.destroy();
+    assert.ok(ms >= 380, `the 504 came ${ms} ms after /slow, not when the timer of /quick ran out`);
+    assert.ok(ms < 5000, `and not much later (${ms} ms)`);
+  });
+
   test('the response timeout: a GET is retried on another upstream, a POST gets 504; both counted', async () => {
     const hole = await blackhole('127.0.0.30'); // accepts, never answers
     const well = await httpUpstream('127.0.0.31', (req, res) => {
