@@ -31,6 +31,7 @@
 #include <node_api.h>
 #include <uv.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,32 @@ enum { EV_S_CONNECTED = 5, EV_S_DATA = 6, EV_S_EOF = 7, EV_S_DRAIN = 8, EV_S_ERR
 enum { ST_WAITING, ST_CONNECTING, ST_RELAYING, ST_CLOSING };
 
 typedef struct conn conn_t;
+
+/* A place in one of the sweeper's lists (relaying connections; stream sockets with an idle timeout): intrusive and
+   doubly linked; OWNER gives back the object a link is a member of. */
+typedef struct link {
+  struct link *prev, *next;
+  int listed;
+} link_t;
+#define OWNER(l, type, member) ((type *)((char *)(l) - offsetof(type, member)))
+
+static void link_add(link_t **head, link_t *l) {
+  if (l->listed) return;
+  l->prev = NULL;
+  l->next = *head;
+  if (*head) (*head)->prev = l;
+  *head = l;
+  l->listed = 1;
+}
+
+static void link_del(link_t **head, link_t *l) {
+  if (!l->listed) return;
+  if (l->prev) l->prev->next = l->next;
+  else *head = l->next;
+  if (l->next) l->next->prev = l->prev;
+  l->prev = l->next = NULL;
+  l->listed = 0;
+}
 
 /* What the slot table holds: a relay connection or a stream socket, told apart by kind. */
 enum { KIND_CONN = 1, KIND_SOCK = 2 };
@@ -80,11 +107,11 @@ struct conn {
   uv_timer_t timer;
   upstream_t *up;
   dir_t c2u, u2c;
-  conn_t *prev, *next; /* the sweeper's list (relaying connections with an idle timeout) */
+  link_t sweep; /* the sweeper's list (relaying connections with an idle timeout) */
   double listener;
   uint64_t last, idle_ms;
   double bytes_in, bytes_out; /* read from the client, written to the client */
-  int state, handles, listed;
+  int state, handles;
 };
 
 typedef struct {
@@ -111,7 +138,7 @@ static obj_t **g_slots;
 static uint32_t *g_gens;
 static uint32_t *g_free;
 static uint32_t g_nslots, g_nfree, g_open;
-static conn_t *g_list;
+static link_t *g_list, *g_slist; /* the sweeper's: relaying connections; stream sockets with an idle timeout */
 
 /* The open listeners, in a slot array; their ids are never reused (an accept still queued for a closed listener
    must not be taken for one of a listener opened since). */
@@ -239,14 +266,7 @@ static conn_t *conn_new(double listener) {
 
 static conn_t *conn_find(double id) { return (conn_t *)obj_find(id, KIND_CONN); }
 
-static void unlist(conn_t *c) {
-  if (!c->listed) return;
-  if (c->prev) c->prev->next = c->next;
-  else g_list = c->next;
-  if (c->next) c->next->prev = c->prev;
-  c->prev = c->next = NULL;
-  c->listed = 0;
-}
+static void unlist(conn_t *c) { link_del(&g_list, &c->sweep); }
 
 static void handle_closed(conn_t *c) {
   if (--c->handles > 0) return;
@@ -393,17 +413,17 @@ static void drop_attempt(conn_t *c) {
 }
 
 static void sweep_streams(uint64_t now);
-static int streams_listed(void);
 
 static void sweep(uv_timer_t *t) {
   (void)t;
   uint64_t now = uv_now(g_loop);
-  for (conn_t *c = g_list, *next; c; c = next) {
-    next = c->next;
+  for (link_t *l = g_list, *next; l; l = next) {
+    next = l->next;
+    conn_t *c = OWNER(l, conn_t, sweep);
     if (now - c->last >= c->idle_ms) conn_close(c, 0, 0);
   }
   sweep_streams(now);
-  if (!g_list && !streams_listed()) {
+  if (!g_list && !g_slist) {
     uv_timer_stop(&g_sweeper);
     g_sweeping = 0;
   }
@@ -430,10 +450,7 @@ static void connect_cb(uv_connect_t *req, int status) {
   uv_tcp_keepalive(&u->tcp, 1, KEEPALIVE_S);
   c->last = uv_now(g_loop);
   if (c->idle_ms > 0) {
-    c->next = g_list;
-    if (g_list) g_list->prev = c;
-    g_list = c;
-    c->listed = 1;
+    link_add(&g_list, &c->sweep);
     sweeper_start();
   }
   emit(EV_CONNECTED, c->o.id, 0, 0);
@@ -503,12 +520,12 @@ typedef struct sock {
   uv_tcp_t tcp;
   uv_connect_t creq;
   uv_shutdown_t sreq;
-  struct sock *prev, *next; /* the sweeper's list (sockets with an idle timeout) */
+  link_t sweep; /* the sweeper's list (sockets with an idle timeout) */
   struct sock *peer; /* spliced: what this socket reads is written to its peer, here */
   uint64_t last, idle_ms;
   size_t queued; /* bytes in queued writes */
   double spliced_in, spliced_out; /* bytes read and written by the splice */
-  int state, reading, eof, shutting, shut, want_drain, timed_out, listed, held;
+  int state, reading, eof, shutting, shut, want_drain, timed_out, held;
 } sock_t;
 
 typedef struct {
@@ -517,20 +534,9 @@ typedef struct {
   char data[];
 } wreq_t;
 
-static sock_t *g_slist;
-
-static int streams_listed(void) { return g_slist != NULL; }
-
 static sock_t *sock_find(double id) { return (sock_t *)obj_find(id, KIND_SOCK); }
 
-static void sock_unlist(sock_t *s) {
-  if (!s->listed) return;
-  if (s->prev) s->prev->next = s->next;
-  else g_slist = s->next;
-  if (s->next) s->next->prev = s->prev;
-  s->prev = s->next = NULL;
-  s->listed = 0;
-}
+static void sock_unlist(sock_t *s) { link_del(&g_slist, &s->sweep); }
 
 static void sock_activity(sock_t *s) {
   s->last = uv_now(g_loop);
@@ -538,7 +544,8 @@ static void sock_activity(sock_t *s) {
 }
 
 static void sweep_streams(uint64_t now) {
-  for (sock_t *s = g_slist; s; s = s->next) {
+  for (link_t *l = g_slist; l; l = l->next) {
+    sock_t *s = OWNER(l, sock_t, sweep);
     if (s->timed_out || now - s->last < s->idle_ms) continue;
     s->timed_out = 1; /* reported once until the next traffic */
     emit(EV_S_TIMEOUT, s->o.id, 0, 0);
@@ -1078,11 +1085,8 @@ static napi_value js_sidle(napi_env env, napi_callback_info info) {
   s->idle_ms = ms > 0 ? (uint64_t)ms : 0;
   sock_activity(s);
   if (s->idle_ms == 0) sock_unlist(s);
-  else if (!s->listed) {
-    s->next = g_slist;
-    if (g_slist) g_slist->prev = s;
-    g_slist = s;
-    s->listed = 1;
+  else {
+    link_add(&g_slist, &s->sweep);
     sweeper_start();
   }
   return undefined(env);

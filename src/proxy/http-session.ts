@@ -424,12 +424,9 @@ export class HttpSession implements Session, UpstreamOwner {
       kept.park();
     }
     if (!pick) {
-      const failed = this.lastFailure;
-      if (this.attempts === 0) route.stats.refusedNoUpstream += 1;
-      else if (failed === null || failed === 'connect_failure' || failed === 'connect_timeout') route.stats.refusedConnectFailed += 1;
       // A retry that finds no other upstream: the client hears of the failure it had, as without a retry.
-      else if (failed === 'response_timeout') return this.answer(504, 'Gateway Timeout', 'the upstream did not answer in time\n');
-      else if (failed !== 'status_503') return this.answer(502, 'Bad Gateway', 'the upstream failed before answering\n');
+      if (this.lastFailure !== null) return this.fail(this.lastFailure);
+      route.stats.refusedNoUpstream += 1;
       return this.answer(503, 'Service Unavailable', 'no upstream is available\n');
     }
     this.attempts += 1;
@@ -448,7 +445,7 @@ export class HttpSession implements Session, UpstreamOwner {
         return;
       }
       if (socket) return this.attach(new UpstreamConnection(socket, pick.upstream));
-      this.retryOrFail(pick.upstream, outcome === 'timeout' ? 'connect_timeout' : 'connect_failure', true);
+      this.retryOrFail(pick.upstream, outcome === 'timeout' ? 'connect_timeout' : 'connect_failure');
     }, false, this.source.dial);
   }
 
@@ -517,26 +514,17 @@ export class HttpSession implements Session, UpstreamOwner {
     this.route.registry.failure(u, group, `no response within ${this.route.spec.policy.responseTimeoutMs} ms`);
     // A 1xx already reached the client: it cannot be told otherwise.
     if (this.responded) return void this.client.destroy();
-    this.retryOrFail(u, 'response_timeout', false, true);
+    this.retryOrFail(u, 'response_timeout');
   }
 
-  /**
-   * After a failure before any response byte reached the client: another upstream, or an answer of our own (504
-   * when `timedOut`).
-   */
-  private retryOrFail(failed: UpstreamState, reason: RetryReason, connectFailure: boolean, timedOut = false): void {
+  /** After a failure before any response byte reached the client: another upstream, or an answer of our own. */
+  private retryOrFail(failed: UpstreamState, reason: RetryReason): void {
     const route = this.route;
     const req = this.req!;
+    const connectFailure = reason === 'connect_failure' || reason === 'connect_timeout';
     const canReplay = connectFailure || (req.idempotent && this.retained !== null);
     const allowed = canReplay && this.attempts < route.spec.policy.retries + 1 && route.budget.tryRetry(now());
-    if (!allowed) {
-      if (connectFailure) {
-        route.stats.refusedConnectFailed += 1;
-        return this.answer(503, 'Service Unavailable', 'no upstream accepted the connection\n');
-      }
-      if (timedOut) return this.answer(504, 'Gateway Timeout', 'the upstream did not answer in time\n');
-      return this.answer(502, 'Bad Gateway', 'the upstream failed before answering\n');
-    }
+    if (!allowed) return this.fail(reason);
     (this.tried ??= new Set()).add(failed);
     this.lastFailure = reason;
     route.stats.retry(reason);
@@ -545,6 +533,17 @@ export class HttpSession implements Session, UpstreamOwner {
     this.resPhase = 'wait';
     this.resPartial = null;
     this.acquire();
+  }
+
+  /** The proxy's answer to a request whose last attempt failed for `reason` and that goes to no other upstream. */
+  private fail(reason: RetryReason): void {
+    if (reason === 'connect_failure' || reason === 'connect_timeout') {
+      this.route.stats.refusedConnectFailed += 1;
+      return this.answer(503, 'Service Unavailable', 'no upstream accepted the connection\n');
+    }
+    if (reason === 'response_timeout') return this.answer(504, 'Gateway Timeout', 'the upstream did not answer in time\n');
+    if (reason === 'status_503') return this.answer(503, 'Service Unavailable', 'no upstream is available\n');
+    return this.answer(502, 'Bad Gateway', 'the upstream failed before answering\n');
   }
 
   private dropIdle(): void {
@@ -730,7 +729,7 @@ export class HttpSession implements Session, UpstreamOwner {
       const stale = c.served > 0;
       this.dropUpstream();
       if (!stale) this.route.registry.failure(u, this.group!, 'closed before a response');
-      return this.retryOrFail(u, 'reset', false);
+      return this.retryOrFail(u, 'reset');
     }
     // Cut in the middle of a response: the client cannot be told otherwise.
     this.dropUpstream();
@@ -747,7 +746,7 @@ export class HttpSession implements Session, UpstreamOwner {
     const u = c.state;
     this.route.trafficOf(u).lostRequests += 1;
     this.dropUpstream();
-    this.retryOrFail(u, 'upstream_lost', false);
+    this.retryOrFail(u, 'upstream_lost');
   }
 
   private upstreamBroken(reason: string): void {

@@ -40,22 +40,16 @@ export interface NativeConnection {
   closed(bytesIn: number, bytesOut: number): void;
 }
 
-interface Addon {
+/** The addon's functions (native/relay.c); the stream sockets' are StreamOps' own, by id. */
+interface Addon extends Omit<StreamOps, 'ownStream'> {
   init(onEvents: (n: number) => void, events: Float64Array, data: Buffer): number;
   listen(host: string, port: number, backlog: number, streams: boolean): number;
   closeListener(id: number): void;
   connect(id: number, ip: string, port: number, connectTimeoutMs: number, idleTimeoutMs: number): boolean;
   reset(id: number): void;
   abort(id: number): void;
-  peer(id: number): string | null;
   open(): number;
   sconnect(ip: string, port: number): number;
-  swrite(id: number, a: Buffer, b?: Buffer): boolean;
-  send(id: number): void;
-  sdestroy(id: number, reset: boolean): void;
-  sread(id: number, on: boolean): void;
-  sidle(id: number, ms: number): void;
-  splice(a: number, b: number): boolean;
 }
 
 const EV_ACCEPT = 1;

@@ -195,20 +195,15 @@ function makeScript(r: () => number, index: number): Script {
     }
     return out;
   };
-  const reqSize = () => {
+  /** A size from the first band whose share (cumulative, the last one 1) the draw falls under: [share, min, max]. */
+  const sized = (bands: readonly (readonly [number, number, number])[]) => () => {
     const x = r();
-    if (x < 0.3) return int(0, 64);
-    if (x < 0.7) return int(65, 16 * 1024);
-    if (x < 0.85) return int(16 * 1024, 60 * 1024);
-    return int(60 * 1024, 200 * 1024);
+    const [, min, max] = bands.find(([share]) => x < share) ?? bands[bands.length - 1]!;
+    return int(min, max);
   };
-  const resSize = () => {
-    const x = r();
-    if (x < 0.3) return int(0, 64);
-    if (x < 0.65) return int(65, 16 * 1024);
-    if (x < 0.8) return int(16 * 1024, 64 * 1024);
-    return int(64 * 1024, 300 * 1024);
-  };
+  const K = 1024;
+  const reqSize = sized([[0.3, 0, 64], [0.7, 65, 16 * K], [0.85, 16 * K, 60 * K], [1, 60 * K, 200 * K]]);
+  const resSize = sized([[0.3, 0, 64], [0.65, 65, 16 * K], [0.8, 16 * K, 64 * K], [1, 64 * K, 300 * K]]);
   const reply = (status = r() < 0.8 ? 200 : pick([201, 404, 500])): Reply => {
     const x = r();
     const framing: Framing = x < 0.45 ? 'cl' : x < 0.8 ? 'chunked' : x < 0.9 ? 'close10' : x < 0.93 ? 'bare11' : 'close11';
