@@ -29,10 +29,15 @@
  * connection that has closed meanwhile finds nothing rather than its slot's next tenant.
  */
 #include <node_api.h>
+#include <openssl/buffer.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <uv.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,12 +48,15 @@
 #define SLOT_LIMIT (1u << SLOT_BITS)
 #define EV_FIELDS 4     /* kind, id, a, b */
 #define EV_BATCH 2048   /* events per call into JavaScript (the shared array's size) */
-#define DATA_MIN (2u * BUF_SIZE) /* the least data area init() takes */
+#define DATA_MIN (3u * BUF_SIZE) /* the least data area init() takes */
 
 enum { EV_ACCEPT = 1, EV_CONNECTED = 2, EV_CONNECT_FAILED = 3, EV_CLOSED = 4 };
 /* A stream socket's events: connected, bytes read (a: their place in the batch's data), end of stream, written
    out after a write that returned false, an error (a: the negative errno; the close follows), idle, closed. */
 enum { EV_S_CONNECTED = 5, EV_S_DATA = 6, EV_S_EOF = 7, EV_S_DRAIN = 8, EV_S_ERROR = 9, EV_S_TIMEOUT = 10, EV_S_CLOSED = 11 };
+/* A TLS socket's: the client's hello came (a, b: the server name's place in the data area; b = 0: none), and the
+   handshake is done (a: the protocol version, 0x0303 for TLS 1.2, 0x0304 for TLS 1.3). */
+enum { EV_T_HELLO = 12, EV_T_SECURE = 13 };
 enum { ST_WAITING, ST_CONNECTING, ST_RELAYING, ST_CLOSING };
 
 typedef struct conn conn_t;
@@ -114,10 +122,14 @@ struct conn {
   int state, handles;
 };
 
+/* What a listener's connections are: relay connections (a tcp port), stream sockets (an http port), or stream
+   sockets that terminate TLS (an http port with certificates). */
+enum { L_RELAY = 0, L_STREAMS = 1, L_TLS = 2 };
+
 typedef struct {
   uv_tcp_t tcp;
   double id;
-  int streams; /* accepts stream sockets (an HTTP listener), not relay connections */
+  int kind;
 } listener_t;
 
 static napi_env g_env;
@@ -171,17 +183,30 @@ static void emit(int kind, double id, double a, double b) {
 static char *g_data;
 static size_t g_data_len, g_data_cap;
 
+static link_t *g_pumps; /* TLS sockets whose decrypted bytes wait for an empty data area (see "TLS") */
+static int g_flushing;
+static void run_pumps(void);
+
 static void flush(uv_check_t *h) {
   (void)h;
-  if (g_queued == 0) return;
+  if (g_queued == 0 && !g_pumps) return;
+  g_flushing = 1;
   napi_handle_scope scope;
   napi_open_handle_scope(g_env, &scope);
   napi_value cb, recv, argv[1];
   napi_get_reference_value(g_env, g_callback, &cb);
   napi_get_reference_value(g_env, g_resource, &recv);
   size_t done = 0;
-  /* JavaScript may queue more events while it handles these (a failed connect): they are delivered in turn. */
-  while (done < g_queued) {
+  /* JavaScript may queue more events while it handles these (a failed connect): they are delivered in turn; then
+     the TLS sockets that waited for room in the data area read, and what they queued is delivered too. */
+  for (;;) {
+    if (done == g_queued) {
+      g_queued = done = 0;
+      g_data_len = 0;
+      if (!g_pumps) break;
+      run_pumps();
+      continue;
+    }
     size_t n = g_queued - done;
     if (n > EV_BATCH) n = EV_BATCH;
     napi_handle_scope inner;
@@ -197,8 +222,7 @@ static void flush(uv_check_t *h) {
     }
     napi_close_handle_scope(g_env, inner);
   }
-  g_queued = 0;
-  g_data_len = 0;
+  g_flushing = 0;
   uv_idle_stop(&g_idle);
   /* A burst (thousands of connections closing at once) grew the queue: it does not keep that memory. */
   if (g_queue_cap > EV_BATCH) {
@@ -479,7 +503,7 @@ static void accept_stream(listener_t *l);
 static void on_connection(uv_stream_t *server, int status) {
   listener_t *l = (listener_t *)server;
   if (status < 0) return;
-  if (l->streams) return accept_stream(l);
+  if (l->kind != L_RELAY) return accept_stream(l);
   conn_t *c = conn_new(l->id);
   if (!c) return refuse_overflow(&l->tcp);
   uv_tcp_init(g_loop, &c->client);
@@ -514,6 +538,10 @@ static void on_connection(uv_stream_t *server, int status) {
  */
 
 enum { SS_CONNECTING, SS_OPEN, SS_CLOSING };
+/* A stream socket's TLS: none (plain), handshaking, waiting for JavaScript to choose the certificate, done. */
+enum { TLS_NONE, TLS_HANDSHAKE, TLS_HELLO, TLS_SECURE };
+/* What JavaScript chose for a hello (tls_choice): not yet, a context, none (the handshake fails). */
+enum { CHOICE_WAIT, CHOICE_CTX, CHOICE_NONE };
 
 typedef struct sock {
   obj_t o; /* first member */
@@ -521,6 +549,9 @@ typedef struct sock {
   uv_connect_t creq;
   uv_shutdown_t sreq;
   link_t sweep; /* the sweeper's list (sockets with an idle timeout) */
+  link_t pump;  /* g_pumps (a TLS socket's decrypted bytes wait) */
+  SSL *ssl;     /* a TLS socket's (see "TLS"), else NULL */
+  int tls, tls_choice;
   struct sock *peer; /* spliced: what this socket reads is written to its peer, here */
   uint64_t last, idle_ms;
   size_t queued; /* bytes in queued writes */
@@ -555,6 +586,7 @@ static void sweep_streams(uint64_t now) {
 static void sock_closed(uv_handle_t *h) {
   sock_t *s = h->data;
   emit(EV_S_CLOSED, s->o.id, s->spliced_in, s->spliced_out);
+  if (s->ssl) SSL_free(s->ssl);
   obj_free(&s->o);
 }
 
@@ -566,6 +598,7 @@ static void sock_close(sock_t *s, int reset) {
   if (s->state == SS_CLOSING) return;
   s->state = SS_CLOSING;
   sock_unlist(s);
+  link_del(&g_pumps, &s->pump);
   sock_t *p = s->peer;
   if (p) {
     s->peer = NULL;
@@ -598,34 +631,56 @@ static void alloc_data(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 
 static void splice_data(sock_t *s, char *base, size_t n);
 static void sock_shutdown(sock_t *s);
+static void tread_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
+
+/* Bytes read (decrypted, for a TLS socket) for JavaScript: `n` bytes at the end of the data area. */
+static void sock_data(sock_t *s, size_t n) {
+  sock_activity(s);
+  emit(EV_S_DATA, s->o.id, (double)g_data_len, (double)n);
+  g_data_len += n;
+}
+
+/* The data area keeps room for one read (BUF_SIZE) whenever a callback of the loop returns: a read lands in it
+   (alloc_data). data_room(1), in a callback of the loop: there is room for one more read, or the area is handed
+   over now (JavaScript takes it before more come). data_room(0), called from JavaScript (see "TLS"): true when
+   there is room for one more read that leaves room for the next, else false (the area cannot be handed over). */
+static int data_room(int can_flush) {
+  size_t room = g_data_cap - g_data_len;
+  if (!can_flush || g_flushing) return room >= 2 * BUF_SIZE;
+  if (room < BUF_SIZE) flush(NULL);
+  return 1;
+}
+
+static void sock_eof(sock_t *s) {
+  s->eof = 1;
+  uv_read_stop((uv_stream_t *)&s->tcp);
+  emit(EV_S_EOF, s->o.id, 0, 0);
+  sock_t *p = s->peer;
+  if (p && !p->shutting) { /* passed on once the peer's queue is written */
+    p->shutting = 1;
+    sock_shutdown(p);
+  }
+  if (s->shut && s->state == SS_OPEN) sock_close(s, 0);
+}
 
 static void sread_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   sock_t *s = st->data;
   if (s->state != SS_OPEN) return;
   if (nread > 0 && s->peer) return splice_data(s, buf->base, (size_t)nread);
   if (nread > 0) {
-    sock_activity(s);
-    emit(EV_S_DATA, s->o.id, (double)g_data_len, (double)nread);
-    g_data_len += (size_t)nread;
-    if (g_data_cap - g_data_len < BUF_SIZE) flush(NULL); /* the area is full: JavaScript takes it before more come */
+    sock_data(s, (size_t)nread);
+    data_room(1);
   } else if (nread == UV_EOF) {
-    s->eof = 1;
-    uv_read_stop(st);
-    emit(EV_S_EOF, s->o.id, 0, 0);
-    sock_t *p = s->peer;
-    if (p && !p->shutting) { /* passed on once the peer's queue is written */
-      p->shutting = 1;
-      sock_shutdown(p);
-    }
-    if (s->shut && s->state == SS_OPEN) sock_close(s, 0);
+    sock_eof(s);
   } else if (nread < 0) {
     sock_fail(s, (int)nread);
   }
 }
 
 static void sock_read(sock_t *s) {
-  if (s->state != SS_OPEN || !s->reading || s->eof || s->held) return;
-  int r = uv_read_start((uv_stream_t *)&s->tcp, alloc_data, sread_cb);
+  if (s->state != SS_OPEN || !s->reading || s->eof || s->held || s->tls == TLS_HELLO) return;
+  int r = s->ssl ? uv_read_start((uv_stream_t *)&s->tcp, alloc_cb, tread_cb)
+                 : uv_read_start((uv_stream_t *)&s->tcp, alloc_data, sread_cb);
   if (r < 0 && r != UV_EALREADY) sock_fail(s, r);
 }
 
@@ -637,7 +692,11 @@ static void sshutdown_cb(uv_shutdown_t *req, int status) {
   else if (s->eof) sock_close(s, 0);
 }
 
+static void tls_close_notify(sock_t *s);
+
 static void sock_shutdown(sock_t *s) {
+  if (s->tls == TLS_SECURE) tls_close_notify(s);
+  if (s->state == SS_CLOSING) return;
   s->sreq.data = s;
   int r = uv_shutdown(&s->sreq, (uv_stream_t *)&s->tcp, sshutdown_cb);
   if (r < 0) sock_fail(s, r);
@@ -663,9 +722,9 @@ static void swrite_cb(uv_write_t *req, int status) {
   }
 }
 
-/* Writes n buffers (in order, after what is queued): 1 when all went out now, 0 when some were queued (JavaScript
-   gets a drain event once they are written, when `drain`) or the write failed. */
-static int sock_write(sock_t *s, uv_buf_t *bufs, unsigned n, int drain) {
+/* Writes n buffers to the socket (in order, after what is queued): 1 when all went out now, 0 when some were queued
+   (JavaScript gets a drain event once they are written, when `drain`) or the write failed. */
+static int raw_write(sock_t *s, uv_buf_t *bufs, unsigned n, int drain) {
   size_t total = 0;
   for (unsigned i = 0; i < n; i++) total += bufs[i].len;
   size_t sent = 0;
@@ -708,6 +767,13 @@ static int sock_write(sock_t *s, uv_buf_t *bufs, unsigned n, int drain) {
   return 0;
 }
 
+static int tls_write(sock_t *s, uv_buf_t *bufs, unsigned n, int drain);
+
+/* Writes what JavaScript or a splice gives: as it is, or encrypted on a TLS socket (as raw_write). */
+static int sock_write(sock_t *s, uv_buf_t *bufs, unsigned n, int drain) {
+  return s->ssl ? tls_write(s, bufs, n, drain) : raw_write(s, bufs, n, drain);
+}
+
 /* A spliced socket's read: written to its peer at once; reading stops while the peer has bytes queued. Traffic
    either way keeps both from being idle. */
 static void splice_data(sock_t *s, char *base, size_t n) {
@@ -720,6 +786,175 @@ static void splice_data(sock_t *s, char *base, size_t n) {
   if (sock_write(p, &b, 1, 0) || s->state != SS_OPEN || p->state != SS_OPEN) return;
   s->held = 1;
   uv_read_stop((uv_stream_t *)&s->tcp);
+}
+
+
+/* --- TLS ----------------------------------------------------------------------------------------------------
+ *
+ * The connections of an HTTP listener with certificates are stream sockets that terminate TLS here, with the
+ * OpenSSL Node runs on (the node binary's own, or the system's libssl it links), on memory BIOs: what the socket
+ * reads is fed to the SSL and what the SSL decrypts is what JavaScript reads (or the splice moves); what JavaScript
+ * writes is encrypted into the SSL's output BIO, which goes to the socket as any write does (raw_write).
+ *
+ * The handshake asks JavaScript for the certificate: once the client's hello came, the server name it asked for is
+ * reported (EV_T_HELLO) and the handshake waits (the socket does not read) until tlsuse() names a context (or
+ * none: the handshake then fails with an unrecognized_name alert). Its end is reported (EV_T_SECURE); its failure
+ * is an error (UV_EPROTO) and the close. Contexts are made by tlsctx() from PEM with the settings tlsbase() gave
+ * once; every SSL starts on the base context (no certificate, the session tickets' keys) and is moved to the
+ * chosen one, as Node's SNI callback does. ALPN: http/1.1 only (a client offering only other protocols gets a
+ * no_application_protocol alert, as from Node's server with ALPNProtocols ['http/1.1']).
+ *
+ * Decrypting happens as the bytes come (everything a read brought is decrypted at once, each TLS record into the
+ * data area), but the data area can only be handed over from a callback of the loop: a TLS socket that has
+ * decrypted bytes to give while JavaScript runs (a handshake that tlsuse() finished, with a request right
+ * behind it) and finds the area full waits in g_pumps until flush() emptied it.
+ *
+ * OpenSSL's error queue is Node's too (one per thread): every failure here is cleared from it.
+ */
+
+#define TLS_BIO_KEEP 16384 /* a memory BIO that grew past this is replaced once empty (an idle socket keeps little) */
+#define NAME_MAX_LEN 255
+
+static SSL_CTX *g_tls_base;
+static SSL_CTX **g_ctxs; /* by id - 1; NULL once freed (ids are never reused) */
+static uint32_t g_nctxs;
+static char g_plain[BUF_SIZE];  /* a spliced TLS socket's decrypted bytes */
+static char g_gather[BUF_SIZE]; /* small buffers written as one TLS record */
+static const unsigned char ALPN_HTTP11[] = "\x08http/1.1";
+
+/* Writes what the SSL has produced to the socket. */
+static int tls_flush(sock_t *s, int drain) {
+  BIO *w = SSL_get_wbio(s->ssl);
+  char *p;
+  long n = BIO_get_mem_data(w, &p);
+  if (n <= 0) return 1;
+  uv_buf_t b = uv_buf_init(p, (unsigned)n);
+  int ok = raw_write(s, &b, 1, drain); /* what the kernel did not take is copied */
+  if (n > TLS_BIO_KEEP) {
+    BIO *fresh = BIO_new(BIO_s_mem());
+    if (!fresh) abort();
+    SSL_set0_wbio(s->ssl, fresh);
+  } else {
+    (void)BIO_reset(w);
+  }
+  return ok;
+}
+
+static void tls_failed(sock_t *s) {
+  ERR_clear_error();
+  tls_flush(s, 0); /* the alert, if there is one */
+  sock_fail(s, UV_EPROTO);
+}
+
+static void tls_close_notify(sock_t *s) {
+  if (SSL_shutdown(s->ssl) < 0) ERR_clear_error();
+  tls_flush(s, 0);
+}
+
+static int tls_write(sock_t *s, uv_buf_t *bufs, unsigned n, int drain) {
+  if (s->tls != TLS_SECURE) return 0;
+  size_t total = 0;
+  for (unsigned i = 0; i < n; i++) total += bufs[i].len;
+  uv_buf_t one;
+  if (n > 1 && total <= sizeof g_gather) {
+    size_t off = 0;
+    for (unsigned i = 0; i < n; i++) {
+      memcpy(g_gather + off, bufs[i].base, bufs[i].len);
+      off += bufs[i].len;
+    }
+    one = uv_buf_init(g_gather, (unsigned)total);
+    bufs = &one;
+    n = 1;
+  }
+  for (unsigned i = 0; i < n; i++) {
+    if (bufs[i].len == 0) continue;
+    /* A memory BIO takes everything: the whole buffer is encrypted now. */
+    if (SSL_write(s->ssl, bufs[i].base, (int)bufs[i].len) <= 0) {
+      tls_failed(s);
+      return 0;
+    }
+  }
+  return tls_flush(s, drain);
+}
+
+static void pump_later(sock_t *s) {
+  link_add(&g_pumps, &s->pump);
+  uv_idle_start(&g_idle, idle_noop);
+}
+
+/* The handshake goes on; 1 once it is done. */
+static int tls_handshake(sock_t *s) {
+  int r = SSL_do_handshake(s->ssl);
+  if (r == 1) {
+    s->tls = TLS_SECURE;
+    tls_flush(s, 0);
+    if (s->state != SS_OPEN) return 0;
+    emit(EV_T_SECURE, s->o.id, SSL_version(s->ssl), 0);
+    return 1;
+  }
+  int e = SSL_get_error(s->ssl, r);
+  if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_CLIENT_HELLO_CB) {
+    tls_failed(s);
+    return 0;
+  }
+  tls_flush(s, 0);
+  if (e == SSL_ERROR_WANT_CLIENT_HELLO_CB) uv_read_stop((uv_stream_t *)&s->tcp); /* until tlsuse() */
+  return 0;
+}
+
+/* Handshakes and decrypts what the SSL was fed; `can_flush`: called from the loop (a read), not from JavaScript. */
+static void tls_pump(sock_t *s, int can_flush) {
+  if (s->tls == TLS_HANDSHAKE && !tls_handshake(s)) return;
+  if (s->tls != TLS_SECURE) return;
+  while (s->state == SS_OPEN) {
+    if (!s->peer && !data_room(can_flush)) return pump_later(s);
+    if (s->state != SS_OPEN) return; /* JavaScript closed it while it took the area */
+    char *dst = s->peer ? g_plain : g_data + g_data_len;
+    int n = SSL_read(s->ssl, dst, BUF_SIZE);
+    if (n > 0) {
+      if (s->peer) splice_data(s, dst, (size_t)n);
+      else sock_data(s, (size_t)n);
+      continue;
+    }
+    int e = SSL_get_error(s->ssl, n);
+    if (e == SSL_ERROR_WANT_READ) {
+      tls_flush(s, 0); /* what reading made it answer (a key update) */
+      BIO *r = SSL_get_rbio(s->ssl);
+      BUF_MEM *m;
+      if (BIO_ctrl_pending(r) == 0 && BIO_get_mem_ptr(r, &m) > 0 && m->max > TLS_BIO_KEEP) {
+        BIO *fresh = BIO_new(BIO_s_mem()); /* all read: a large read's memory is not kept while idle */
+        if (!fresh) abort();
+        SSL_set0_rbio(s->ssl, fresh);
+      }
+      return;
+    }
+    if (e == SSL_ERROR_ZERO_RETURN) return sock_eof(s); /* the client's close_notify */
+    return tls_failed(s);
+  }
+}
+
+static void run_pumps(void) {
+  while (g_pumps) {
+    sock_t *s = OWNER(g_pumps, sock_t, pump);
+    link_del(&g_pumps, &s->pump);
+    tls_pump(s, 0);
+    if (!data_room(0)) return; /* the rest after this area is handed over */
+  }
+}
+
+static void tread_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
+  sock_t *s = st->data;
+  if (s->state != SS_OPEN) return;
+  if (nread > 0) {
+    sock_activity(s);
+    BIO_write(SSL_get_rbio(s->ssl), buf->base, (int)nread);
+    tls_pump(s, 1);
+    data_room(1); /* what it decrypted, or a hello's name, took some */
+  } else if (nread == UV_EOF) {
+    sock_eof(s);
+  } else if (nread < 0) {
+    sock_fail(s, (int)nread);
+  }
 }
 
 static void sconnect_cb(uv_connect_t *req, int status) {
@@ -735,6 +970,67 @@ static void sconnect_cb(uv_connect_t *req, int status) {
   sock_read(s);
 }
 
+/* The server name of a client's hello (its first host_name), copied to `out`; 0 when there is none. */
+static size_t hello_name(SSL *ssl, char *out) {
+  const unsigned char *p;
+  size_t len;
+  if (!SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &len) || len < 2) return 0;
+  size_t list = ((size_t)p[0] << 8) | p[1];
+  if (list + 2 > len) return 0;
+  const unsigned char *end = p + 2 + list;
+  for (p += 2; end - p >= 3;) {
+    int type = p[0];
+    size_t n = ((size_t)p[1] << 8) | p[2];
+    p += 3;
+    if ((size_t)(end - p) < n) return 0;
+    if (type == TLSEXT_NAMETYPE_host_name) {
+      if (n > NAME_MAX_LEN) return 0;
+      memcpy(out, p, n);
+      return n;
+    }
+    p += n;
+  }
+  return 0;
+}
+
+/* The hello came: JavaScript is asked for the certificate, the handshake waits (and resumes once it answered). */
+static int hello_cb(SSL *ssl, int *alert, void *arg) {
+  (void)arg;
+  sock_t *s = SSL_get_app_data(ssl);
+  if (s->tls_choice == CHOICE_CTX) return SSL_CLIENT_HELLO_SUCCESS;
+  if (s->tls_choice == CHOICE_NONE) {
+    *alert = SSL_AD_UNRECOGNIZED_NAME;
+    return SSL_CLIENT_HELLO_ERROR;
+  }
+  /* The area has room: this runs in a read callback (tlsuse() comes after the choice), with BUF_SIZE free. */
+  size_t n = hello_name(ssl, g_data + g_data_len);
+  emit(EV_T_HELLO, s->o.id, (double)g_data_len, (double)n);
+  g_data_len += n;
+  s->tls = TLS_HELLO;
+  return SSL_CLIENT_HELLO_RETRY;
+}
+
+static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in, unsigned int inlen, void *arg) {
+  (void)ssl;
+  (void)arg;
+  unsigned char *chosen;
+  if (SSL_select_next_proto(&chosen, outlen, ALPN_HTTP11, sizeof ALPN_HTTP11 - 1, in, inlen) != OPENSSL_NPN_NEGOTIATED)
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+  *out = chosen;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+/* A TLS socket's SSL, on the base context (a TLS listener exists only once tlsbase() made it). */
+static void tls_accept(sock_t *s) {
+  s->ssl = SSL_new(g_tls_base);
+  BIO *r = BIO_new(BIO_s_mem()), *w = BIO_new(BIO_s_mem());
+  if (!s->ssl || !r || !w) abort();
+  SSL_set_bio(s->ssl, r, w);
+  SSL_set_app_data(s->ssl, s);
+  SSL_set_accept_state(s->ssl);
+  s->tls = TLS_HANDSHAKE;
+}
+
 static void accept_stream(listener_t *l) {
   sock_t *s = obj_new(sizeof *s, KIND_SOCK);
   if (!s) return refuse_overflow(&l->tcp);
@@ -742,6 +1038,7 @@ static void accept_stream(listener_t *l) {
   s->tcp.data = s;
   s->state = SS_OPEN;
   s->reading = 1;
+  if (l->kind == L_TLS) tls_accept(s);
   if (uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&s->tcp) < 0) {
     sock_close(s, 0);
     s->o.id = -1; /* closed before JavaScript heard of it: its close is still reported, and ignored */
@@ -810,7 +1107,7 @@ static napi_value js_init(napi_env env, napi_callback_info info) {
   void *area;
   size_t area_len;
   if (napi_get_buffer_info(env, argv[2], &area, &area_len) != napi_ok || area_len < DATA_MIN) {
-    napi_throw_type_error(env, NULL, "data must be a Buffer of at least 128 KiB");
+    napi_throw_type_error(env, NULL, "data must be a Buffer of at least 192 KiB");
     return NULL;
   }
   g_env = env;
@@ -838,8 +1135,8 @@ static napi_value js_init(napi_env env, napi_callback_info info) {
   return n;
 }
 
-/* listen(host, port, backlog, streams): a listener id; throws with the error's code (EADDRINUSE, EACCES...). Its
-   connections are relay connections, or stream sockets when `streams` is true. */
+/* listen(host, port, backlog, kind): a listener id; throws with the error's code (EADDRINUSE, EACCES...). Its
+   connections are relay connections (kind 0), stream sockets (1), or stream sockets that terminate TLS (2). */
 static napi_value js_listen(napi_env env, napi_callback_info info) {
   napi_value argv[4];
   if (!args(env, info, 4, argv)) return NULL;
@@ -849,6 +1146,11 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
   listener_t *l = calloc(1, sizeof *l);
   if (!l) abort();
   uv_tcp_init(g_loop, &l->tcp);
+  int kind = (int)num(env, argv[3]);
+  if (kind == L_TLS && !g_tls_base) {
+    napi_throw_error(env, "EINVAL", "a TLS listener needs tlsbase() first");
+    return NULL;
+  }
   r = uv_tcp_bind(&l->tcp, (struct sockaddr *)&ss, 0);
   if (r == 0) r = uv_listen((uv_stream_t *)&l->tcp, (int)num(env, argv[2]), on_connection);
   if (r < 0) {
@@ -865,9 +1167,7 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
   }
   g_listeners[slot] = l;
   l->id = g_next_listener++;
-  bool streams = false;
-  napi_get_value_bool(env, argv[3], &streams);
-  l->streams = streams;
+  l->kind = kind;
   napi_value v;
   napi_create_double(env, l->id, &v);
   return v;
@@ -1092,6 +1392,153 @@ static napi_value js_sidle(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/* --- TLS contexts -------------------------------------------------------------------------------------------- */
+
+static int g_tls_min;
+static char g_tls_ciphers[1024], g_tls_suites[512], g_tls_groups[256];
+
+static napi_value throw_tls(napi_env env, const char *what) {
+  char why[256];
+  unsigned long e = ERR_peek_last_error();
+  if (e) ERR_error_string_n(e, why, sizeof why);
+  else snprintf(why, sizeof why, "unknown error");
+  ERR_clear_error();
+  char msg[400];
+  snprintf(msg, sizeof msg, "%s: %s", what, why);
+  napi_throw_error(env, "GLOW_E_PROXY_TLS", msg);
+  return NULL;
+}
+
+/* A context with the settings tlsbase() was given, without a certificate. */
+static SSL_CTX *tls_ctx_new(void) {
+  SSL_CTX *c = SSL_CTX_new(TLS_server_method());
+  if (!c) return NULL;
+  if (!SSL_CTX_set_min_proto_version(c, g_tls_min) || !SSL_CTX_set_cipher_list(c, g_tls_ciphers) ||
+      !SSL_CTX_set_ciphersuites(c, g_tls_suites) || !SSL_CTX_set1_groups_list(c, g_tls_groups)) {
+    SSL_CTX_free(c);
+    return NULL;
+  }
+  SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS); /* an idle connection holds no record buffers */
+  /* Resumption by session tickets only, as Node's contexts (no cache of sessions in the process). */
+  SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL);
+  SSL_CTX_set_alpn_select_cb(c, alpn_cb, NULL);
+  return c;
+}
+
+static int str_arg(napi_env env, napi_value v, char *out, size_t cap) {
+  size_t len = 0;
+  return napi_get_value_string_utf8(env, v, out, cap, &len) == napi_ok && len < cap - 1;
+}
+
+/* tlsbase(minVersion, ciphers, ciphersuites, groups): the settings of every TLS context (TLS 1.2 cipher list,
+   TLS 1.3 suites, key exchange groups), and the base context; once per process (later calls change nothing). */
+static napi_value js_tlsbase(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!args(env, info, 4, argv)) return NULL;
+  if (g_tls_base) return undefined(env);
+  g_tls_min = (int)num(env, argv[0]);
+  if (!str_arg(env, argv[1], g_tls_ciphers, sizeof g_tls_ciphers) || !str_arg(env, argv[2], g_tls_suites, sizeof g_tls_suites) ||
+      !str_arg(env, argv[3], g_tls_groups, sizeof g_tls_groups)) {
+    napi_throw_type_error(env, NULL, "tlsbase takes a number and three short strings");
+    return NULL;
+  }
+  SSL_CTX *c = tls_ctx_new();
+  if (!c) return throw_tls(env, "the TLS settings cannot be used");
+  SSL_CTX_set_client_hello_cb(c, hello_cb, NULL);
+  g_tls_base = c;
+  return undefined(env);
+}
+
+static int no_passphrase(char *buf, int size, int rwflag, void *u) {
+  (void)buf;
+  (void)size;
+  (void)rwflag;
+  (void)u;
+  return 0;
+}
+
+/* tlsctx(certPem, keyPem): a context serving the certificate (its chain after it) and its key; its id. Throws
+   (GLOW_E_PROXY_TLS) with OpenSSL's reason. */
+static napi_value js_tlsctx(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!args(env, info, 2, argv)) return NULL;
+  void *cert, *key;
+  size_t cert_len, key_len;
+  if (napi_get_buffer_info(env, argv[0], &cert, &cert_len) != napi_ok || napi_get_buffer_info(env, argv[1], &key, &key_len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "tlsctx takes two Buffers");
+    return NULL;
+  }
+  if (!g_tls_base) {
+    napi_throw_error(env, "EINVAL", "tlsctx needs tlsbase() first");
+    return NULL;
+  }
+  SSL_CTX *c = tls_ctx_new();
+  if (!c) return throw_tls(env, "no TLS context");
+  const char *fail = NULL;
+  BIO *b = BIO_new_mem_buf(cert, (int)cert_len);
+  X509 *x = b ? PEM_read_bio_X509_AUX(b, NULL, no_passphrase, NULL) : NULL;
+  if (!x || SSL_CTX_use_certificate(c, x) != 1) fail = "the certificate cannot be used";
+  X509_free(x);
+  while (!fail && (x = PEM_read_bio_X509(b, NULL, no_passphrase, NULL)) != NULL) {
+    if (!SSL_CTX_add0_chain_cert(c, x)) {
+      X509_free(x);
+      fail = "the certificate chain cannot be used";
+    }
+  }
+  if (!fail) ERR_clear_error(); /* the end of the PEM */
+  BIO_free(b);
+  if (!fail) {
+    b = BIO_new_mem_buf(key, (int)key_len);
+    EVP_PKEY *k = b ? PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL) : NULL;
+    if (!k || SSL_CTX_use_PrivateKey(c, k) != 1) fail = "the key cannot be used";
+    else if (SSL_CTX_check_private_key(c) != 1) fail = "the key does not belong to the certificate";
+    EVP_PKEY_free(k);
+    BIO_free(b);
+  }
+  if (fail) {
+    SSL_CTX_free(c);
+    return throw_tls(env, fail);
+  }
+  SSL_CTX **cs = realloc(g_ctxs, (g_nctxs + 1) * sizeof *cs);
+  if (!cs) abort();
+  g_ctxs = cs;
+  g_ctxs[g_nctxs++] = c;
+  napi_value v;
+  napi_create_uint32(env, g_nctxs, &v);
+  return v;
+}
+
+static SSL_CTX *ctx_find(double id) {
+  return id >= 1 && id <= g_nctxs ? g_ctxs[(uint32_t)id - 1] : NULL;
+}
+
+/* tlsfree(id): the context is let go (handshakes that use it keep it until their connection closes). */
+static napi_value js_tlsfree(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!args(env, info, 1, argv)) return NULL;
+  double id = num(env, argv[0]);
+  SSL_CTX *c = ctx_find(id);
+  if (c) {
+    SSL_CTX_free(c);
+    g_ctxs[(uint32_t)id - 1] = NULL;
+  }
+  return undefined(env);
+}
+
+/* tlsuse(id, ctx): the answer to a hello: the context whose certificate the handshake serves (0, or one freed:
+   none, and the handshake fails). The handshake goes on now. */
+static napi_value js_tlsuse(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  sock_t *s = sock_arg(env, info, 2, argv);
+  if (!s || s->tls != TLS_HELLO) return undefined(env);
+  SSL_CTX *c = ctx_find(num(env, argv[1]));
+  s->tls_choice = c && SSL_set_SSL_CTX(s->ssl, c) ? CHOICE_CTX : CHOICE_NONE;
+  s->tls = TLS_HANDSHAKE;
+  tls_pump(s, 0);
+  sock_read(s);
+  return undefined(env);
+}
+
 /* open(): the connections that are not yet fully closed (for tests and status). */
 static napi_value js_open(napi_env env, napi_callback_info info) {
   (void)info;
@@ -1117,6 +1564,10 @@ NAPI_MODULE_INIT() {
       {"sread", NULL, js_sread, NULL, NULL, NULL, napi_default, NULL},
       {"sidle", NULL, js_sidle, NULL, NULL, NULL, napi_default, NULL},
       {"splice", NULL, js_splice, NULL, NULL, NULL, napi_default, NULL},
+      {"tlsbase", NULL, js_tlsbase, NULL, NULL, NULL, napi_default, NULL},
+      {"tlsctx", NULL, js_tlsctx, NULL, NULL, NULL, napi_default, NULL},
+      {"tlsfree", NULL, js_tlsfree, NULL, NULL, NULL, napi_default, NULL},
+      {"tlsuse", NULL, js_tlsuse, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -10,6 +10,10 @@
  * `/status` and the log (GLOW_E_PROXY_TLS) and is tried again on the next change. A pair that never loaded has no
  * context: handshakes for its hosts fail, every other exposure of the port serves.
  *
+ * On the native data path each pair also has a context of the addon's (`native`, made from the same PEM by
+ * `NativeTls`), which the native TLS listeners serve (src/proxy/tcp-frontend.ts); it is made, swapped and let go
+ * with the pair's SecureContext.
+ *
  * Defaults: TLS 1.2 and 1.3 only; for TLS 1.2 only ECDHE with AES-GCM or ChaCha20-Poly1305 (Mozilla's
  * "intermediate" profile), the client's preference among them.
  */
@@ -34,6 +38,12 @@ export const TLS_CIPHERS = [
 ].join(':');
 export const TLS_CURVES = 'X25519:prime256v1:secp384r1';
 
+/** The addon's TLS contexts (src/proxy/native-relay.ts): made from PEM (throws with OpenSSL's reason), let go. */
+export interface NativeTls {
+  tlsContext(cert: Buffer, key: Buffer): number;
+  tlsFree(id: number): void;
+}
+
 export interface TlsFiles {
   readonly cert: string;
   readonly key: string;
@@ -43,6 +53,8 @@ export class CertEntry {
   refs = 0;
   /** The context handshakes use; null until the pair loaded once. */
   context: SecureContext | null = null;
+  /** The same certificate as a context of the addon (0: none; on the native data path only). */
+  native = 0;
   /** Why the files as they are now cannot be used (the previous context, if any, still serves). */
   error: string | null = null;
   subject = '';
@@ -54,7 +66,10 @@ export class CertEntry {
   loadedAtMs = 0;
   private stamp = '';
 
-  constructor(readonly files: TlsFiles) {}
+  constructor(
+    readonly files: TlsFiles,
+    private readonly nativeTls: NativeTls | null = null,
+  ) {}
 
   /** Loads the pair if its files changed since the last look; true when a new context was installed. */
   check(log: Logger): boolean {
@@ -75,8 +90,11 @@ export class CertEntry {
     this.stamp = stamp;
     try {
       const loaded = loadPair(this.files);
+      const native = this.nativeTls ? nativeContext(this.nativeTls, this.files, loaded.pem) : 0;
       const first = this.context === null;
       this.context = loaded.context;
+      this.dropNative();
+      this.native = native;
       this.subject = loaded.cert.subject.replace(/\n/g, ', ');
       this.names = altNames(loaded.cert);
       this.notAfterMs = Date.parse(loaded.cert.validTo);
@@ -92,6 +110,12 @@ export class CertEntry {
       return false;
     }
   }
+
+  /** Lets the addon's context go (handshakes under way keep it). */
+  dropNative(): void {
+    if (this.native) this.nativeTls!.tlsFree(this.native);
+    this.native = 0;
+  }
 }
 
 /** Every pair in use, refcounted by the routes that name it, and the poll that watches them. */
@@ -102,13 +126,14 @@ export class CertStore {
   constructor(
     private readonly log: Logger,
     private readonly pollMs = 1000,
+    private readonly nativeTls: NativeTls | null = null,
   ) {}
 
   acquire(files: TlsFiles): CertEntry {
     const k = `${files.cert}\0${files.key}`;
     let e = this.entries.get(k);
     if (!e) {
-      e = new CertEntry(files);
+      e = new CertEntry(files, this.nativeTls);
       e.check(this.log);
       this.entries.set(k, e);
       this.schedule();
@@ -121,6 +146,7 @@ export class CertStore {
     e.refs -= 1;
     if (e.refs > 0) return;
     this.entries.delete(`${e.files.cert}\0${e.files.key}`);
+    e.dropNative();
     if (this.entries.size === 0 && this.timer) {
       clearInterval(this.timer);
       this.timer = null;
@@ -145,6 +171,7 @@ export class CertStore {
   close(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    for (const e of this.entries.values()) e.dropNative();
     this.entries.clear();
   }
 }
@@ -173,7 +200,7 @@ function readPairFile(path: string): Buffer {
 }
 
 /** Reads, parses and pairs a certificate (chain) and its key; throws a ProxyError (GLOW_E_PROXY_TLS) with one plain sentence. */
-export function loadPair(files: TlsFiles): { context: SecureContext; cert: X509Certificate } {
+export function loadPair(files: TlsFiles): { context: SecureContext; cert: X509Certificate; pem: { cert: Buffer; key: Buffer } } {
   const certPem = readPairFile(files.cert);
   const keyPem = readPairFile(files.key);
   let cert: X509Certificate;
@@ -191,13 +218,22 @@ export function loadPair(files: TlsFiles): { context: SecureContext; cert: X509C
       ecdhCurve: TLS_CURVES,
       honorCipherOrder: false,
     });
-    return { context, cert };
+    return { context, cert, pem: { cert: certPem, key: keyPem } };
   } catch (e) {
     const m = (e as Error).message;
     const fail = (message: string) => new ProxyError('GLOW_E_PROXY_TLS', message, { cause: e });
     if (/key values mismatch/i.test(m)) throw fail(`the key ${files.key} does not belong to the certificate ${files.cert}`);
     if (/bad decrypt|passphrase|PEM_read_bio|DECODER|no start line|unsupported/i.test(m)) throw fail(`${files.key} holds no unencrypted PEM private key (${m})`);
     throw fail(`${files.cert} and ${files.key} cannot be used: ${m}`);
+  }
+}
+
+/** The addon's context of a pair Node could load (a failure is the pair's, as Node's would be). */
+function nativeContext(tls: NativeTls, files: TlsFiles, pem: { cert: Buffer; key: Buffer }): number {
+  try {
+    return tls.tlsContext(pem.cert, pem.key);
+  } catch (e) {
+    throw new ProxyError('GLOW_E_PROXY_TLS', `${files.cert} and ${files.key} cannot be used on the native data path: ${(e as Error).message}`, { cause: e });
   }
 }
 

@@ -11,19 +11,23 @@
  *
  * `GLOW_PROXY_DATA_PATH=portable` forces the portable path; `native` requires the addon (the proxy fails to start
  * without it); unset, the native path is used when the addon loads. `GLOW_PROXY_ADDON` names another build of it
- * (the sanitizer build the tests run). TLS is Node's on either path (on the native one, a TLS port's upstream
- * connections are stream sockets); UDP is always Node's.
+ * (the sanitizer build the tests run). On the native path an http port with certificates terminates TLS in the
+ * addon too (stream sockets with OpenSSL on them; the addon asks which certificate a hello gets, see `tls` in
+ * src/proxy/tcp-frontend.ts); a tcp port with TLS is Node's on either path, and UDP is always Node's.
  *
  * The addon reports what happens as events, batched once per loop iteration into one shared Float64Array (kind,
  * id, a, b per event). A relay connection: accepted (a: the listener), connected, connect failed (a: the negative
  * errno, b: 1 for a timeout) and closed (a: bytes read from the client, b: bytes written to it). A stream socket:
  * accepted, connected, data (a, b: where its bytes are in the shared data area), end of stream, drain, error (a:
- * the negative errno), idle timeout, closed (a, b: the bytes a splice read from it and wrote to it).
+ * the negative errno), idle timeout, closed (a, b: the bytes a splice read from it and wrote to it). A TLS stream
+ * socket also: hello (a, b: where the server name it asked for is in the data area; b = 0: none), which tlsUse()
+ * answers, and secure (a: the protocol version).
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { ProxyError } from './errors.js';
+import { TLS_CIPHERS, TLS_CURVES, TLS_MIN_VERSION, type NativeTls } from './certificates.js';
 import { NativeSocket, type StreamOps } from './native-socket.js';
 
 export type DataPath = 'native' | 'portable';
@@ -43,14 +47,23 @@ export interface NativeConnection {
 /** The addon's functions (native/relay.c); the stream sockets' are StreamOps' own, by id. */
 interface Addon extends Omit<StreamOps, 'ownStream'> {
   init(onEvents: (n: number) => void, events: Float64Array, data: Buffer): number;
-  listen(host: string, port: number, backlog: number, streams: boolean): number;
+  listen(host: string, port: number, backlog: number, kind: number): number;
   closeListener(id: number): void;
   connect(id: number, ip: string, port: number, connectTimeoutMs: number, idleTimeoutMs: number): boolean;
   reset(id: number): void;
   abort(id: number): void;
   open(): number;
   sconnect(ip: string, port: number): number;
+  tlsbase(minVersion: number, ciphers: string, ciphersuites: string, groups: string): void;
+  tlsctx(cert: Buffer, key: Buffer): number;
+  tlsfree(id: number): void;
+  tlsuse(id: number, ctx: number): void;
 }
+
+/** What a native listener's connections are (L_RELAY, L_STREAMS, L_TLS in native/relay.c). */
+export type ListenerKind = 'relay' | 'stream' | 'tls';
+const LISTENER_KINDS: Record<ListenerKind, number> = { relay: 0, stream: 1, tls: 2 };
+const TLS_VERSIONS: Record<string, number> = { 'TLSv1.2': 0x0303, 'TLSv1.3': 0x0304 };
 
 const EV_ACCEPT = 1;
 const EV_CONNECTED = 2;
@@ -63,6 +76,8 @@ const EV_S_DRAIN = 8;
 const EV_S_ERROR = 9;
 const EV_S_TIMEOUT = 10;
 const EV_S_CLOSED = 11;
+const EV_T_HELLO = 12;
+const EV_T_SECURE = 13;
 /** The addon's batch (EV_BATCH in native/relay.c); init() checks the array is large enough. */
 const BATCH = 2048;
 /** The data area of a batch: reads of at most 64 KiB each, handed over when less than that is left. */
@@ -71,13 +86,14 @@ const DATA_AREA = 1024 * 1024;
 /** Where `npm ci` builds the addon: build/Release of the package root (three folders above dist/src/proxy). */
 export const ADDON_PATH = fileURLToPath(new URL('../../../build/Release/glow_relay.node', import.meta.url));
 
-export class NativeRelay implements StreamOps {
+export class NativeRelay implements StreamOps, NativeTls {
   private readonly listeners = new Map<number, NativeListenerOwner>();
   private readonly connections = new Map<number, NativeConnection>();
   private readonly streams = new Map<number, NativeSocket>();
   private readonly events = new Float64Array(BATCH * 4);
   /** Where the addon puts what stream sockets read; each read is copied out (a session may keep it for long). */
   private readonly data = Buffer.alloc(DATA_AREA);
+  private tlsReady = false;
 
   constructor(private readonly addon: Addon) {
     addon.init((n) => this.dispatch(n), this.events, this.data);
@@ -85,10 +101,11 @@ export class NativeRelay implements StreamOps {
 
   /**
    * Binds; throws an error whose `code` is the errno's name (EADDRINUSE...). Its connections are relay connections
-   * (a tcp port), or stream sockets (`streams`: an http port) the owner wraps in NativeSocket.
+   * (a tcp port), or stream sockets (an http port) the owner wraps in NativeSocket, plain or terminating TLS.
    */
-  listen(host: string, port: number, owner: NativeListenerOwner, streams = false): number {
-    const id = this.addon.listen(host, port, 4096, streams);
+  listen(host: string, port: number, owner: NativeListenerOwner, kind: ListenerKind = 'relay'): number {
+    if (kind === 'tls') this.tlsBase();
+    const id = this.addon.listen(host, port, 4096, LISTENER_KINDS[kind]);
     this.listeners.set(id, owner);
     return id;
   }
@@ -143,6 +160,30 @@ export class NativeRelay implements StreamOps {
     return this.addon.splice(a, b);
   }
 
+  /** The addon's TLS settings, once: those of Node's contexts (src/proxy/certificates.ts). */
+  private tlsBase(): void {
+    if (this.tlsReady) return;
+    const all = TLS_CIPHERS.split(':');
+    const suites = all.filter((c) => c.startsWith('TLS_')).join(':');
+    const ciphers = all.filter((c) => !c.startsWith('TLS_')).join(':');
+    this.addon.tlsbase(TLS_VERSIONS[TLS_MIN_VERSION]!, ciphers, suites, TLS_CURVES);
+    this.tlsReady = true;
+  }
+
+  tlsContext(cert: Buffer, key: Buffer): number {
+    this.tlsBase();
+    return this.addon.tlsctx(cert, key);
+  }
+
+  tlsFree(id: number): void {
+    this.addon.tlsfree(id);
+  }
+
+  /** The answer to a TLS socket's hello: the context of the certificate it gets (0: none, the handshake fails). */
+  tlsUse(id: number, ctx: number): void {
+    this.addon.tlsuse(id, ctx);
+  }
+
   reset(id: number): void {
     this.addon.reset(id);
   }
@@ -193,7 +234,11 @@ export class NativeRelay implements StreamOps {
         else if (kind === EV_S_CLOSED) {
           this.streams.delete(id);
           s.closed(ev[i + 2]!, ev[i + 3]!);
-        }
+        } else if (kind === EV_T_HELLO) {
+          const at = ev[i + 2]!;
+          const len = ev[i + 3]!;
+          s.hello(len > 0 ? this.data.toString('latin1', at, at + len) : null);
+        } else if (kind === EV_T_SECURE) s.secure(tlsVersionName(ev[i + 2]!));
         continue;
       }
       const conn = this.connections.get(id);
@@ -206,6 +251,11 @@ export class NativeRelay implements StreamOps {
       }
     }
   }
+}
+
+function tlsVersionName(v: number): string {
+  for (const [name, n] of Object.entries(TLS_VERSIONS)) if (n === v) return name;
+  return `0x${v.toString(16)}`;
 }
 
 let relay: NativeRelay | null = null;

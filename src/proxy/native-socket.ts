@@ -100,6 +100,9 @@ export class NativeSocket extends EventEmitter implements ProxySocket {
   private stopped = false;
   private corked: Buffer[] | null = null;
   private remote: string | null | undefined;
+  /** A TLS socket's: the server name its hello asked for (null: none), and the protocol once the handshake is done. */
+  servername: string | null = null;
+  tlsVersion: string | null = null;
 
   constructor(
     private readonly relay: StreamOps,
@@ -256,6 +259,18 @@ export class NativeSocket extends EventEmitter implements ProxySocket {
     if (this.destroyed) return;
     if (this.paused) (this.ahead ??= []).push(null);
     else this.emit('end');
+  }
+
+  /** A TLS socket's hello came: 'hello' (the server name, or null), which must be answered (NativeRelay.tlsUse). */
+  hello(servername: string | null): void {
+    this.servername = servername;
+    if (!this.destroyed) this.emit('hello', servername);
+  }
+
+  /** A TLS socket's handshake is done: 'secure'. */
+  secure(version: string): void {
+    this.tlsVersion = version;
+    if (!this.destroyed) this.emit('secure');
   }
 
   drained(): void {

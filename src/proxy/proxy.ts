@@ -25,7 +25,7 @@ import { LiveRoute } from './live-route.js';
 import { ProxyMetrics, type CertificateView } from './metrics.js';
 import { DEFAULT_RETRY_BUDGET, RetryBudget, type RetryBudgetOptions } from './retry-budget.js';
 import { frontendsOf, readRoutesFile, type FrontendSpec, type RouteSpec } from './routes-file.js';
-import { chooseDataPath, type DataPath } from './native-relay.js';
+import { chooseDataPath, nativeRelay, type DataPath } from './native-relay.js';
 import { HEAD_TIMEOUT_MS, nativeMode, TcpFrontend } from './tcp-frontend.js';
 import { UdpFrontend } from './udp-frontend.js';
 import { DEFAULT_EJECTION, type EjectionPolicy } from './upstream-health.js';
@@ -93,7 +93,7 @@ export class Proxy {
     this.registry = new UpstreamRegistry(opts.log, opts.ejection ?? DEFAULT_EJECTION, {
       onRetired: (u) => this.metrics.retireUpstream(u),
     });
-    this.certs = new CertStore(opts.log, opts.certPollMs ?? 1000);
+    this.certs = new CertStore(opts.log, opts.certPollMs ?? 1000, this.dataPath === 'native' ? nativeRelay() : null);
     this.access = opts.accessLog ?? null;
     this.metrics = new ProxyMetrics({
       upstreams: () => this.registry.upstreams(),

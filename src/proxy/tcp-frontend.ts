@@ -10,13 +10,16 @@
  * disk serves the next handshake; connections already open keep theirs. A failed or slow (10 s) handshake is
  * counted and closed; it never reaches a session.
  *
- * A plain (no TLS) port runs on the native data path when the process has it (src/proxy/native-relay.ts): the
- * addon owns the listening socket and the connections. A `tcp` port's connections are relayed by the addon, each
- * a NativeTcpSession (`relay` mode); an `http` port's are stream sockets (src/proxy/native-socket.ts) read and
- * written by an HttpSession as it would a Node socket (`stream` mode). Either way, on the native data path the
- * HTTP sessions' upstream connections are the addon's stream sockets too (TLS ports included: only the client
- * side of TLS is Node's). A port's mode is fixed when it binds (`mode`); routes that would change it make the
- * proxy rebind the port (src/proxy/proxy.ts), as a change of TLS does.
+ * A port runs on the native data path when the process has it (src/proxy/native-relay.ts): the addon owns the
+ * listening socket and the connections. A plain `tcp` port's connections are relayed by the addon, each a
+ * NativeTcpSession (`relay` mode); an `http` port's are stream sockets (src/proxy/native-socket.ts) read and
+ * written by an HttpSession as it would a Node socket (`stream` mode); an `http` port with certificates
+ * terminates TLS in the addon (`tls` mode): the addon reports each hello's server name, the same choice as the SNI
+ * callback's answers it with the addon's context of that certificate (CertEntry.native), and the session starts
+ * once the handshake is done, under the same timeout and failure counting. A `tcp` port with certificates is
+ * Node's. On the native data path the HTTP sessions' upstream connections are the addon's stream sockets. A
+ * port's mode is fixed when it binds (`mode`); routes that would change it make the proxy rebind the port
+ * (src/proxy/proxy.ts), as a change of TLS does.
  */
 import { PROXY_EVENTS } from './log-events.js';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -31,7 +34,7 @@ import type { LiveRoute } from './live-route.js';
 import type { FrontendStats } from './metrics.js';
 import type { FrontendSpec } from './routes-file.js';
 import { isIP } from 'node:net';
-import { nativeRelay, type DataPath, type NativeListenerOwner } from './native-relay.js';
+import { nativeRelay, type DataPath, type ListenerKind, type NativeListenerOwner } from './native-relay.js';
 import { NativeTcpSession } from './native-session.js';
 import { NativeSocket, type Dial } from './native-socket.js';
 import { dialNet } from './connector.js';
@@ -44,12 +47,12 @@ export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 export const HEAD_TIMEOUT_MS = 10_000;
 
 /** How a port with these routes runs on the native data path (null: on Node sockets), given the process's path. */
-export type NativeMode = 'relay' | 'stream' | null;
+export type NativeMode = ListenerKind | null;
 
 export function nativeMode(spec: FrontendSpec, path: DataPath): NativeMode {
-  if (path !== 'native' || spec.tls || isIP(spec.bind) === 0) return null;
-  if (spec.routes.every((r) => r.protocol === 'tcp')) return 'relay';
-  if (spec.routes.every((r) => r.protocol === 'http')) return 'stream';
+  if (path !== 'native' || isIP(spec.bind) === 0) return null;
+  if (spec.routes.every((r) => r.protocol === 'http')) return spec.tls ? 'tls' : 'stream';
+  if (spec.routes.every((r) => r.protocol === 'tcp') && !spec.tls) return 'relay';
   return null;
 }
 
@@ -70,7 +73,7 @@ export class TcpFrontend implements RouteSource, NativeListenerOwner {
   fallback!: LiveRoute;
   maxHeadBytes!: number;
   readonly sessions = new Set<Session>();
-  private readonly handshaking = new Set<TLSSocket>();
+  private readonly handshaking = new Set<TLSSocket | NativeSocket>();
   private drained: Promise<void> | null = null;
   private resolveDrained: (() => void) | null = null;
   private readonly forget = (s: Session) => {
@@ -78,8 +81,7 @@ export class TcpFrontend implements RouteSource, NativeListenerOwner {
     if (this.resolveDrained && this.sessions.size === 0) this.resolveDrained();
   };
   private readonly sni = (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) => {
-    const host = normalizeHost(servername);
-    const cert = host === null ? null : this.certFor(host);
+    const cert = this.sniCert(servername);
     if (cert === null) return cb(null); // the default context (the `secureContext` of the socket)
     if (cert.context === null) return cb(new ProxyError('GLOW_E_PROXY_TLS', `no certificate is loaded for ${servername}`));
     cb(null, cert.context);
@@ -108,6 +110,18 @@ export class TcpFrontend implements RouteSource, NativeListenerOwner {
 
   route(host: string | null, path: string): LiveRoute | null {
     return this.router.match(host, path);
+  }
+
+  /** The certificate of the route that serves a client's server name; null: the port's default. */
+  private sniCert(servername: string): CertEntry | null {
+    const host = normalizeHost(servername);
+    return host === null ? null : this.certFor(host);
+  }
+
+  /** The port's default certificate (without SNI, or for a name no route serves): its default route's, else any loaded. */
+  private defaultCert(loaded: (c: CertEntry) => boolean): CertEntry | null {
+    const f = this.fallback.cert;
+    return f && loaded(f) ? f : (this.routes.find((r) => r.cert && loaded(r.cert))?.cert ?? null);
   }
 
   certFor(servername: string): CertEntry | null {
@@ -158,7 +172,7 @@ export class TcpFrontend implements RouteSource, NativeListenerOwner {
 
   private listenNative(): void {
     try {
-      this.nativeListener = nativeRelay()!.listen(this.spec.bind, this.spec.port, this, this.mode === 'stream');
+      this.nativeListener = nativeRelay()!.listen(this.spec.bind, this.spec.port, this, this.mode!);
       this.bound = true;
       this.error = null;
     } catch (e) {
@@ -170,6 +184,7 @@ export class TcpFrontend implements RouteSource, NativeListenerOwner {
   accepted(id: number): void {
     const relay = nativeRelay()!;
     if (this.mode === 'stream') return this.start(new NativeSocket(relay, id), PLAIN_CONNECTION);
+    if (this.mode === 'tls') return this.handshakeNative(new NativeSocket(relay, id));
     const session = new NativeTcpSession(relay, id, this.current(), this.forget);
     this.sessions.add(session); // its close (and so `forget`) always comes later, from the next batch of events
   }
@@ -190,7 +205,7 @@ export class TcpFrontend implements RouteSource, NativeListenerOwner {
 
   private handshake(raw: Socket): void {
     const http = this.fallback.spec.protocol === 'http';
-    const def = this.fallback.cert?.context ?? this.routes.find((r) => r.cert?.context)?.cert?.context;
+    const def = this.defaultCert((c) => c.context !== null)?.context;
     const t = new TLSSocket(raw, {
       isServer: true,
       ...(def ? { secureContext: def } : {}),
@@ -215,6 +230,37 @@ export class TcpFrontend implements RouteSource, NativeListenerOwner {
       if (this.drained) return void t.destroy();
       const servername = typeof t.servername === 'string' ? normalizeHost(t.servername) : null;
       this.start(t, { secure: true, servername, tlsVersion: t.getProtocol() });
+    });
+  }
+
+  /** The same handshake in the addon (`tls` mode): its hello is answered here, with the addon's contexts. */
+  private handshakeNative(s: NativeSocket): void {
+    const relay = nativeRelay()!;
+    this.handshaking.add(s);
+    const failed = () => {
+      if (!this.handshaking.delete(s)) return;
+      this.stats.tlsHandshakeFailures += 1;
+      s.destroy();
+    };
+    s.setTimeout(TLS_HANDSHAKE_TIMEOUT_MS);
+    s.on('timeout', failed);
+    s.on('error', failed);
+    s.on('end', failed);
+    s.once('close', failed);
+    s.once('hello', (servername: string | null) => {
+      const cert = servername === null ? null : this.sniCert(servername);
+      relay.tlsUse(s.id, cert ? cert.native : (this.defaultCert((c) => c.native !== 0)?.native ?? 0));
+    });
+    s.once('secure', () => {
+      if (!this.handshaking.delete(s)) return;
+      s.removeListener('timeout', failed);
+      s.removeListener('error', failed);
+      s.removeListener('end', failed);
+      s.removeListener('close', failed);
+      s.setTimeout(0);
+      if (this.drained) return void s.destroy();
+      const servername = s.servername === null ? null : normalizeHost(s.servername);
+      this.start(s, { secure: true, servername, tlsVersion: s.tlsVersion });
     });
   }
 
