@@ -48,7 +48,7 @@
 #define SLOT_LIMIT (1u << SLOT_BITS)
 #define EV_FIELDS 4     /* kind, id, a, b */
 #define EV_BATCH 2048   /* events per call into JavaScript (the shared array's size) */
-#define DATA_MIN (3u * BUF_SIZE) /* the least data area init() takes */
+#define DATA_MIN (2u * BUF_SIZE) /* the least data area init() takes */
 
 enum { EV_ACCEPT = 1, EV_CONNECTED = 2, EV_CONNECT_FAILED = 3, EV_CLOSED = 4 };
 /* A stream socket's events: connected, bytes read (a: their place in the batch's data), end of stream, written
@@ -183,30 +183,17 @@ static void emit(int kind, double id, double a, double b) {
 static char *g_data;
 static size_t g_data_len, g_data_cap;
 
-static link_t *g_pumps; /* TLS sockets whose decrypted bytes wait for an empty data area (see "TLS") */
-static int g_flushing;
-static void run_pumps(void);
-
 static void flush(uv_check_t *h) {
   (void)h;
-  if (g_queued == 0 && !g_pumps) return;
-  g_flushing = 1;
+  if (g_queued == 0) return;
   napi_handle_scope scope;
   napi_open_handle_scope(g_env, &scope);
   napi_value cb, recv, argv[1];
   napi_get_reference_value(g_env, g_callback, &cb);
   napi_get_reference_value(g_env, g_resource, &recv);
   size_t done = 0;
-  /* JavaScript may queue more events while it handles these (a failed connect): they are delivered in turn; then
-     the TLS sockets that waited for room in the data area read, and what they queued is delivered too. */
-  for (;;) {
-    if (done == g_queued) {
-      g_queued = done = 0;
-      g_data_len = 0;
-      if (!g_pumps) break;
-      run_pumps();
-      continue;
-    }
+  /* JavaScript may queue more events while it handles these (a failed connect): they are delivered in turn. */
+  while (done < g_queued) {
     size_t n = g_queued - done;
     if (n > EV_BATCH) n = EV_BATCH;
     napi_handle_scope inner;
@@ -222,7 +209,8 @@ static void flush(uv_check_t *h) {
     }
     napi_close_handle_scope(g_env, inner);
   }
-  g_flushing = 0;
+  g_queued = 0;
+  g_data_len = 0;
   uv_idle_stop(&g_idle);
   /* A burst (thousands of connections closing at once) grew the queue: it does not keep that memory. */
   if (g_queue_cap > EV_BATCH) {
@@ -549,7 +537,6 @@ typedef struct sock {
   uv_connect_t creq;
   uv_shutdown_t sreq;
   link_t sweep; /* the sweeper's list (sockets with an idle timeout) */
-  link_t pump;  /* g_pumps (a TLS socket's decrypted bytes wait) */
   SSL *ssl;     /* a TLS socket's (see "TLS"), else NULL */
   int tls, tls_choice;
   struct sock *peer; /* spliced: what this socket reads is written to its peer, here */
@@ -598,7 +585,6 @@ static void sock_close(sock_t *s, int reset) {
   if (s->state == SS_CLOSING) return;
   s->state = SS_CLOSING;
   sock_unlist(s);
-  link_del(&g_pumps, &s->pump);
   sock_t *p = s->peer;
   if (p) {
     s->peer = NULL;
@@ -640,15 +626,10 @@ static void sock_data(sock_t *s, size_t n) {
   g_data_len += n;
 }
 
-/* The data area keeps room for one read (BUF_SIZE) whenever a callback of the loop returns: a read lands in it
-   (alloc_data). data_room(1), in a callback of the loop: there is room for one more read, or the area is handed
-   over now (JavaScript takes it before more come). data_room(0), called from JavaScript (see "TLS"): true when
-   there is room for one more read that leaves room for the next, else false (the area cannot be handed over). */
-static int data_room(int can_flush) {
-  size_t room = g_data_cap - g_data_len;
-  if (!can_flush || g_flushing) return room >= 2 * BUF_SIZE;
-  if (room < BUF_SIZE) flush(NULL);
-  return 1;
+/* The data area keeps room for one read (BUF_SIZE) whenever a read callback returns (a read lands in it,
+   alloc_data): when less is left, it is handed over now (JavaScript takes it before more come). */
+static void data_room(void) {
+  if (g_data_cap - g_data_len < BUF_SIZE) flush(NULL);
 }
 
 static void sock_eof(sock_t *s) {
@@ -669,7 +650,7 @@ static void sread_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   if (nread > 0 && s->peer) return splice_data(s, buf->base, (size_t)nread);
   if (nread > 0) {
     sock_data(s, (size_t)nread);
-    data_room(1);
+    data_room();
   } else if (nread == UV_EOF) {
     sock_eof(s);
   } else if (nread < 0) {
@@ -804,10 +785,9 @@ static void splice_data(sock_t *s, char *base, size_t n) {
  * chosen one, as Node's SNI callback does. ALPN: http/1.1 only (a client offering only other protocols gets a
  * no_application_protocol alert, as from Node's server with ALPNProtocols ['http/1.1']).
  *
- * Decrypting happens as the bytes come (everything a read brought is decrypted at once, each TLS record into the
- * data area), but the data area can only be handed over from a callback of the loop: a TLS socket that has
- * decrypted bytes to give while JavaScript runs (a handshake that tlsuse() finished, with a request right
- * behind it) and finds the area full waits in g_pumps until flush() emptied it.
+ * Everything a read brought is decrypted at once, in the read callback, into the data area (or, spliced, written
+ * to the peer). tlsuse() only takes the handshake on: the client can have sent nothing the SSL can use before the
+ * server's answer to its hello (early data is not accepted), so what comes next comes with a read.
  *
  * OpenSSL's error queue is Node's too (one per thread): every failure here is cleared from it.
  */
@@ -877,11 +857,6 @@ static int tls_write(sock_t *s, uv_buf_t *bufs, unsigned n, int drain) {
   return tls_flush(s, drain);
 }
 
-static void pump_later(sock_t *s) {
-  link_add(&g_pumps, &s->pump);
-  uv_idle_start(&g_idle, idle_noop);
-}
-
 /* The handshake goes on; 1 once it is done. */
 static int tls_handshake(sock_t *s) {
   int r = SSL_do_handshake(s->ssl);
@@ -902,12 +877,12 @@ static int tls_handshake(sock_t *s) {
   return 0;
 }
 
-/* Handshakes and decrypts what the SSL was fed; `can_flush`: called from the loop (a read), not from JavaScript. */
-static void tls_pump(sock_t *s, int can_flush) {
+/* Handshakes and decrypts what a read fed the SSL. */
+static void tls_pump(sock_t *s) {
   if (s->tls == TLS_HANDSHAKE && !tls_handshake(s)) return;
   if (s->tls != TLS_SECURE) return;
   while (s->state == SS_OPEN) {
-    if (!s->peer && !data_room(can_flush)) return pump_later(s);
+    if (!s->peer) data_room();
     if (s->state != SS_OPEN) return; /* JavaScript closed it while it took the area */
     char *dst = s->peer ? g_plain : g_data + g_data_len;
     int n = SSL_read(s->ssl, dst, BUF_SIZE);
@@ -933,23 +908,14 @@ static void tls_pump(sock_t *s, int can_flush) {
   }
 }
 
-static void run_pumps(void) {
-  while (g_pumps) {
-    sock_t *s = OWNER(g_pumps, sock_t, pump);
-    link_del(&g_pumps, &s->pump);
-    tls_pump(s, 0);
-    if (!data_room(0)) return; /* the rest after this area is handed over */
-  }
-}
-
 static void tread_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   sock_t *s = st->data;
   if (s->state != SS_OPEN) return;
   if (nread > 0) {
     sock_activity(s);
     BIO_write(SSL_get_rbio(s->ssl), buf->base, (int)nread);
-    tls_pump(s, 1);
-    data_room(1); /* what it decrypted, or a hello's name, took some */
+    tls_pump(s);
+    data_room(); /* what it decrypted, or a hello's name, took some */
   } else if (nread == UV_EOF) {
     sock_eof(s);
   } else if (nread < 0) {
@@ -1107,7 +1073,7 @@ static napi_value js_init(napi_env env, napi_callback_info info) {
   void *area;
   size_t area_len;
   if (napi_get_buffer_info(env, argv[2], &area, &area_len) != napi_ok || area_len < DATA_MIN) {
-    napi_throw_type_error(env, NULL, "data must be a Buffer of at least 192 KiB");
+    napi_throw_type_error(env, NULL, "data must be a Buffer of at least 128 KiB");
     return NULL;
   }
   g_env = env;
@@ -1534,7 +1500,7 @@ static napi_value js_tlsuse(napi_env env, napi_callback_info info) {
   SSL_CTX *c = ctx_find(num(env, argv[1]));
   s->tls_choice = c && SSL_set_SSL_CTX(s->ssl, c) ? CHOICE_CTX : CHOICE_NONE;
   s->tls = TLS_HANDSHAKE;
-  tls_pump(s, 0);
+  tls_handshake(s); /* the server's answer to the hello (see "TLS": nothing more to decrypt yet) */
   sock_read(s);
   return undefined(env);
 }
