@@ -282,6 +282,21 @@ describe('tls exposures', () => {
       }),
     );
 
+    // ALPN: http/1.1 is chosen when offered; a client offering only other protocols is refused (no_application_protocol).
+    const alpn = (protocols: string[]) =>
+      new Promise<string | false | null>((resolve, reject) => {
+        const s = tlsConnect({ host: '127.0.0.1', port, servername: 'www.example.com', ca: ca.cert, ALPNProtocols: protocols });
+        s.once('secureConnect', () => {
+          resolve(s.alpnProtocol);
+          s.destroy();
+        });
+        s.once('error', reject);
+      });
+    assert.equal(await alpn(['h2', 'http/1.1']), 'http/1.1');
+    await assert.rejects(alpn(['h2']), /no application protocol/);
+    // Not TLS at all: refused, counted.
+    assert.doesNotMatch(await raw(port, 'GET / HTTP/1.1\r\nHost: www.example.com\r\n\r\n'), /HTTP/);
+
     // An open keep-alive connection, then the certificate replaced on disk (rename, as glowd and certbot do).
     const open = tlsConnect({ host: '127.0.0.1', port, ca: ca.cert, servername: 'www.example.com', checkServerIdentity: () => undefined });
     await new Promise((r) => open.once('secureConnect', r));
@@ -315,7 +330,7 @@ describe('tls exposures', () => {
     const expiry = sample(text, 'glow_proxy_certificate_expiry_timestamp_seconds', { exposure: 'www', certificate: join(dir, 'www.crt') });
     assert.equal(expiry, Date.parse(new X509(renewed.cert).validTo) / 1000);
     assert.equal(sample(text, 'glow_proxy_certificate_up', { exposure: 'www', certificate: join(dir, 'www.crt') }), 1);
-    assert.ok(sample(text, 'glow_proxy_tls_handshake_failures_total', { frontend: `tcp 127.0.0.1:${port}` }) >= 1, 'the TLS 1.1 attempt');
+    assert.ok(sample(text, 'glow_proxy_tls_handshake_failures_total', { frontend: `tcp 127.0.0.1:${port}` }) >= 3, 'the TLS 1.1 attempt, the h2-only client, the plain request');
     assert.equal(sample(text, 'glow_proxy_http_rejected_total', { frontend: `tcp 127.0.0.1:${port}`, reason: 'misdirected' }), 1);
     const line = access.find((r) => r.exposure === 'www' && r['status'] === 200)!;
     assert.ok(line, 'the access log has the www requests');

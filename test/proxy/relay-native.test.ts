@@ -4,27 +4,68 @@
  * (EV_BATCH) is accepted, relayed, closed and counted, with nothing held afterwards; a listener's id is not
  * reused; an http port runs on the addon's stream sockets, whose backpressure carries a large body to a slow reader
  * both ways, whole; a WebSocket tunnel is spliced in the addon and carries bytes both ways, a half-close and a
- * reset as the tcp relay does, counted. (The relay's behaviour against the portable path is test/proxy/relay-compare.test.ts; every
+ * reset as the tcp relay does, counted. The last two run twice: on a plain http port, and on a TLS exposure (TLS
+ * terminated in the addon). (The relay's behaviour against the portable path is test/proxy/relay-compare.test.ts; every
  * HTTP test of test/proxy/ runs on both paths in CI.)
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { connect } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import type { UpstreamGroup } from '../../src/plan/node-plan.js';
+import type { ProxyRoutes } from '../../src/render/routes.js';
 import { nativeRelay } from '../../src/proxy/native-relay.js';
 import { Proxy } from '../../src/proxy/proxy.js';
-import { freePort, group, httpUpstream, lineEcho, listener, routes, stopAll, testLog, until, upstream } from './helpers.js';
+import { makeCa, makeCert, type Pem } from './certs.js';
+import { exposure, freePort, group, httpUpstream, lineEcho, listener, routes, routesWith, stopAll, testLog, until, upstream } from './helpers.js';
 
 const relay = nativeRelay();
 let proxy: Proxy | null = null;
+let work = '';
+let ca: Pem;
+let cert: Pem;
 
 before(() => {
   if (relay) proxy = new Proxy({ log: testLog, dataPath: 'native' });
+  work = mkdtempSync(join(tmpdir(), 'glow-relay-native-'));
+  ca = makeCa(work);
+  cert = makeCert(work, ca, 'app', ['app.example.com']);
 });
 after(async () => {
   await proxy?.stop(1000);
   await stopAll();
+  rmSync(work, { recursive: true, force: true });
 });
+
+/** An http port in front of one group, plain (a listener) or TLS (an exposure with a certificate), and its clients. */
+interface Front {
+  readonly secure: boolean;
+  routes(port: number, g: UpstreamGroup): ProxyRoutes;
+  /** The route's metrics listener name. */
+  name(port: number): string;
+  dial(port: number, allowHalfOpen?: boolean): Socket;
+}
+
+const FRONTS: Front[] = [
+  {
+    secure: false,
+    routes: (port, g) => routes(listener(port, 'http', [g])),
+    name: (port) => String(port),
+    dial: (port, allowHalfOpen = false) => connect({ host: '127.0.0.1', port, allowHalfOpen }),
+  },
+  {
+    secure: true,
+    routes: (port, g) => routesWith([], [exposure('app', port, 'http', [g], { hosts: ['app.example.com'], tls: { cert: cert.certPath, key: cert.keyPath } })]),
+    name: () => 'app',
+    // allowHalfOpen reaches the TLSSocket (Node's types leave it out of tls.connect's options).
+    dial: (port, allowHalfOpen = false) => tlsConnect({ host: '127.0.0.1', port, servername: 'app.example.com', ca: ca.cert, allowHalfOpen } as ConnectionOptions),
+  },
+];
+const CONNECTED = (f: Front) => (f.secure ? 'secureConnect' : 'connect');
 
 interface WithSessions {
   frontends: Map<string, { sessions: Set<{ id?: number }> }>;
@@ -145,7 +186,9 @@ describe('the native relay', { skip: relay ? false : 'the native relay is not bu
     assert.notEqual(second, first);
   });
 
-  test('an http port on stream sockets: a large body to a slow reader, both ways, arrives whole; nothing is held after', async () => {
+  for (const front of FRONTS) {
+  const on = front.secure ? 'a TLS exposure (TLS in the addon)' : 'an http port on stream sockets';
+  test(`${on}: a large body to a slow reader, both ways, arrives whole; nothing is held after`, async () => {
     const SIZE = 3 * 1024 * 1024;
     const body = Buffer.alloc(SIZE);
     for (let i = 0; i < SIZE; i++) body[i] = (i * 31 + (i >> 11)) & 0xff;
@@ -163,10 +206,11 @@ describe('the native relay', { skip: relay ? false : 'the native relay is not bu
     });
     const own = new Proxy({ log: testLog, dataPath: 'native' });
     const port = await freePort();
-    await own.apply(routes(listener(port, 'http', [group('big:1', 'http', [upstream('127.0.0.43', app.port)])])));
+    await own.apply(front.routes(port, group('big:1', 'http', [upstream('127.0.0.43', app.port)])));
     assert.equal(own.status().frontends.find((f) => f.key === `tcp 127.0.0.1:${port}`)?.native, true);
     // One connection, two requests: the GET read slowly by the client, then a POST the app reads slowly.
-    const s = connect({ host: '127.0.0.1', port });
+    const s = front.dial(port);
+    await new Promise((r) => s.once(CONNECTED(front), r));
     const got: Buffer[] = [];
     let n = 0;
     const response = (want: number) =>
@@ -188,11 +232,11 @@ describe('the native relay', { skip: relay ? false : 'the native relay is not bu
         };
         s.on('data', onData);
       });
-    s.write(`GET /big HTTP/1.1\r\nHost: big\r\n\r\n`);
+    s.write(`GET /big HTTP/1.1\r\nHost: app.example.com\r\n\r\n`);
     const down = await response(SIZE);
     assert.equal(down.length, SIZE);
     assert.equal(sha(down), sha(body));
-    s.write(`POST /sink HTTP/1.1\r\nHost: big\r\nContent-Length: ${SIZE}\r\n\r\n`);
+    s.write(`POST /sink HTTP/1.1\r\nHost: app.example.com\r\nContent-Length: ${SIZE}\r\n\r\n`);
     s.write(body);
     const up = await response(40);
     assert.equal(up.toString(), sha(body));
@@ -205,7 +249,7 @@ describe('the native relay', { skip: relay ? false : 'the native relay is not bu
     await until('nothing is held (pooled upstream connections closed with the proxy)', () => relay!.open === 0);
   });
 
-  test('a WebSocket tunnel on an http port is spliced in the addon: bytes both ways, a half-close, a reset, counted', async () => {
+  test(`${on}: a WebSocket tunnel is spliced in the addon: bytes both ways, a half-close, a reset, counted`, async () => {
     const SIZE = 2 * 1024 * 1024;
     const blob = (seed: number) => {
       const b = Buffer.alloc(SIZE);
@@ -242,13 +286,13 @@ describe('the native relay', { skip: relay ? false : 'the native relay is not bu
     const own = new Proxy({ log: testLog, dataPath: 'native' });
     try {
       const port = await freePort();
-      await own.apply(routes(listener(port, 'http', [group('ws:1', 'http', [upstream('127.0.0.44', app.port)])])));
+      await own.apply(front.routes(port, group('ws:1', 'http', [upstream('127.0.0.44', app.port)])));
       const tunnel = (path: string, send: Buffer | null) =>
         new Promise<{ body: Buffer; end: string }>((resolve) => {
-          const s = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+          const s = front.dial(port, true);
           const got: Buffer[] = [];
           let head = true;
-          s.on('connect', () => s.write(`GET ${path} HTTP/1.1\r\nHost: ws\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n`));
+          s.on(CONNECTED(front), () => s.write(`GET ${path} HTTP/1.1\r\nHost: app.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n`));
           s.on('data', (d: Buffer) => {
             got.push(d);
             if (head && Buffer.concat(got).includes('\r\n\r\n')) {
@@ -274,7 +318,7 @@ describe('the native relay', { skip: relay ? false : 'the native relay is not bu
       const reset = await tunnel('/reset', null);
       assert.equal(reset.end, 'ECONNRESET');
       assert.deepEqual(spliced, [1, 1]);
-      const stats = own.metrics.route(String(port), 'ws:1');
+      const stats = own.metrics.route(front.name(port), 'ws:1');
       await until('both connections counted closed', () => stats.closed === 2);
       assert.ok(stats.receivedBytes >= SIZE && stats.receivedBytes < SIZE + 1000, `received ${stats.receivedBytes}`);
       assert.ok(stats.sentBytes >= SIZE && stats.sentBytes < SIZE + 1000, `sent ${stats.sentBytes}`);
@@ -284,4 +328,5 @@ describe('the native relay', { skip: relay ? false : 'the native relay is not bu
     }
     await until('nothing is held', () => relay!.open === 0);
   });
+  }
 });
