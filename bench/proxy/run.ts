@@ -10,8 +10,8 @@
  * Layout: the upstream (nginx answering `ok`, one worker) and the load
  * generators (wrk, iperf3) are pinned to CPU 0; each proxy runs alone on CPU 1 (one HAProxy thread, one Node
  * process). `node-pipe` is the floor of any Node proxy here (`net` + `pipe()`, nothing else).
- * Glow runs as two processes: one with GLOW_PROXY_DATA_PATH=native (its TCP listeners on native/relay.c; its HTTP
- * and TLS listeners on the portable path, as always) and one with GLOW_PROXY_DATA_PATH=portable (TCP rows only).
+ * Glow runs as two processes: one with GLOW_PROXY_DATA_PATH=native (its tcp, http and TLS listeners on
+ * native/relay.c) and one with GLOW_PROXY_DATA_PATH=portable (the JavaScript path, Node's TLS).
  * `--single-threaded-gc` adds the same two processes again with Node's --single-threaded-gc (rows `+stgc`);
  * `--cluster` adds the cluster experiment (`-x2`: two portable workers sharing the sockets, on CPUs 0–1).
  * Every round runs every (target, load) pair once, in a shuffled order; medians over rounds are printed with
@@ -410,8 +410,8 @@ frontend ft_https
   const tcpRow = (name: string, g: Glow): Target => ({ name, kind: 'tcp', baseline: 'haproxy-tcp', port: g.ports[0], bulkPort: g.ports[2], pids: pidsOf(g.p) });
   const httpRow = (name: string, g: Glow): Target => ({ name, kind: 'http', baseline: 'haproxy-http', port: g.ports[1], pids: pidsOf(g.p) });
   const httpsRow = (name: string, g: Glow): Target => ({ name, kind: 'https', baseline: 'haproxy-https', port: g.ports[3], pids: pidsOf(g.p) });
-  // The HTTP rows: each process's http listener. The TLS rows: each process's exposure; TLS is Node's on both
-  // paths, and on the native one the upstream side runs on the addon's stream sockets.
+  // The HTTP rows: each process's http listener. The TLS rows: each process's exposure, whose TLS the native
+  // process terminates in the addon, the portable one in Node.
   const targets: Target[] = [
     { name: 'direct', kind: 'direct', baseline: 'haproxy-tcp', port: upPort, bulkPort: iperfPort, pids: () => [] },
     { name: 'haproxy-tcp', kind: 'tcp', baseline: 'haproxy-tcp', port: hTcp, bulkPort: hTcpBulk, pids: pidsOf(haproxy) },
@@ -510,7 +510,7 @@ frontend ft_https
   lines.push(`bench/proxy — ${ROUNDS} rounds × ${SECONDS} s per run, medians; upstream nginx + load on CPU 0, proxies on CPU 1${gCluster ? ' (-x2: 2 workers on CPUs 0–1)' : ''}`);
   lines.push(`load average: start ${load0.map((x) => x.toFixed(2)).join(' ')}, end ${load1.map((x) => x.toFixed(2)).join(' ')}`);
   lines.push(pathsLine);
-  lines.push(`proxy NODE_OPTIONS: ${PROXY_NODE_OPTIONS}${STGC ? ` (+stgc rows: the same, and node --single-threaded-gc)` : ''}; glow-https-*: TLS is Node's on both paths, the upstream side of glow-https-native runs on the addon`);
+  lines.push(`proxy NODE_OPTIONS: ${PROXY_NODE_OPTIONS}${STGC ? ` (+stgc rows: the same, and node --single-threaded-gc)` : ''}; glow-https-native terminates TLS in the addon (native/relay.c), glow-https-portable in Node`);
   if (tlsLine) lines.push(tlsLine);
   for (const l of loads) {
     const per = l.name.includes('close') ? 'conn' : 'req';

@@ -76,7 +76,7 @@ describe('the Debian package', () => {
     assert.match(execFileSync('readelf', ['--dyn-syms', '-W', addon], { encoding: 'utf8' }), /__stack_chk_fail/);
     // This host's Node.js loads it (the machines load it in lifecycle.test.ts).
     const names = execFileSync(process.execPath, ['-p', 'Object.getOwnPropertyNames(require(process.argv[1])).sort().join(" ")', addon], { encoding: 'utf8' }).trim();
-    assert.equal(names, 'abort closeListener connect init listen open peer reset sconnect sdestroy send sidle splice sread swrite');
+    assert.equal(names, 'abort closeListener connect init listen open peer reset sconnect sdestroy send sidle splice sread swrite tlsbase tlsctx tlsfree tlsuse');
   });
 
   test('lintian --pedantic: no error, no warning, nothing but the commented overrides', T, () => {
