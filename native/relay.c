@@ -833,6 +833,7 @@ static void tls_close_notify(sock_t *s) {
 
 static int tls_write(sock_t *s, uv_buf_t *bufs, unsigned n, int drain) {
   if (s->tls != TLS_SECURE) return 0;
+  ERR_clear_error();
   size_t total = 0;
   for (unsigned i = 0; i < n; i++) total += bufs[i].len;
   uv_buf_t one;
@@ -879,6 +880,7 @@ static int tls_handshake(sock_t *s) {
 
 /* Handshakes and decrypts what a read fed the SSL. */
 static void tls_pump(sock_t *s) {
+  ERR_clear_error(); /* SSL_get_error reads the queue: it must hold nothing of others' */
   if (s->tls == TLS_HANDSHAKE && !tls_handshake(s)) return;
   if (s->tls != TLS_SECURE) return;
   while (s->state == SS_OPEN) {
@@ -1385,6 +1387,7 @@ static SSL_CTX *tls_ctx_new(void) {
     return NULL;
   }
   SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS); /* an idle connection holds no record buffers */
+  SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION); /* TLS 1.2: a client cannot make the proxy handshake again */
   /* Resumption by session tickets only, as Node's contexts (no cache of sessions in the process). */
   SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL);
   SSL_CTX_set_alpn_select_cb(c, alpn_cb, NULL);
@@ -1500,6 +1503,7 @@ static napi_value js_tlsuse(napi_env env, napi_callback_info info) {
   SSL_CTX *c = ctx_find(num(env, argv[1]));
   s->tls_choice = c && SSL_set_SSL_CTX(s->ssl, c) ? CHOICE_CTX : CHOICE_NONE;
   s->tls = TLS_HANDSHAKE;
+  ERR_clear_error();
   tls_handshake(s); /* the server's answer to the hello (see "TLS": nothing more to decrypt yet) */
   sock_read(s);
   return undefined(env);
