@@ -69,25 +69,61 @@
  * the client's connection open on both paths, so that the client could not find where the body ended; this test
  * found it, and the proxy now ends the client's connection after such a response.)
  *
+ * TLS. A second test runs scripts of the same kind with the client on TLS, on two other proxies (one per path)
+ * whose ports are http exposures with a certificate instead of listeners: each port's catch-all route, its
+ * certificate for compare.test signed by a CA of the test's own (test/proxy/certs.ts). The native proxy terminates
+ * their TLS in the addon (the `tls` mode of src/proxy/tcp-frontend.ts), the portable one with Node's TLSSocket;
+ * the upstreams stay plain HTTP. A script's client offers one version, TLS 1.2 or TLS 1.3 (half the scripts
+ * each), with SNI and ALPN http/1.1, and its acts map onto TLS so: a reset resets the TCP socket under the TLS
+ * socket (an RST, no alert); a half-close is the TLS socket's end() (a close_notify, then the FIN), which either
+ * path takes as the client's end of stream; a slow reader pauses the TLS socket (which stops reading the TCP socket
+ * once its buffer is full). Everything above is compared as it is, and:
+ * - the client's end (`end: fin`) is the TLS socket's: the proxy's close_notify or a FIN without it, which Node
+ *   does not tell apart. On TLS 1.2 the client also reads the TLS records through a tap that sees their headers,
+ *   which TLS 1.2 leaves in the clear (an alert's type too, not its content): `alerts=1` is the proxy's
+ *   close_notify, the only alert a connection whose handshake succeeded gets; both paths send it when they end
+ *   a connection, and not when they drop it (a cut response, a reset). TLS 1.3 encrypts the record type, so its
+ *   scripts compare the end only;
+ * - the received and sent bytes counters: both paths count what the session read and wrote, the HTTP bytes
+ *   (plaintext: the TLSSocket's bytes, the addon's decrypted stream), not the TLS records (handshake, record
+ *   overhead, session tickets, alerts), so they agree and are compared as they are;
+ * - the frontends' TLS handshake failures: none, on either path.
+ * Not compared over TLS: the records themselves (how each path cuts its writes into records, the session
+ * tickets it sends, the ciphertext), whose sizes differ by nature. The read-ahead tolerance applies as in the
+ * plain part (and covers `alerts=` with the end: what the client reads before the kernel's reset decides both),
+ * and so do the known limits.
+ *
  * The scripts come from a seeded PRNG: the seed is printed, GLOW_HC_SEED replays a run, GLOW_HC_SCRIPTS sets how
  * many scripts (default 1000, each run on both paths), GLOW_HC_ONLY=<index> runs that one script of the seed's
  * run, GLOW_HC_VERBOSE=1 prints every script and outcome, GLOW_HC_BUDGET_MS the time budget: no new script starts
- * after it (18 s by default; at least 300 scripts must have run).
+ * after it (18 s by default; at least 300 scripts must have run). The TLS part: GLOW_HC_TLS_SCRIPTS (default 300;
+ * 0 skips it), GLOW_HC_TLS_ONLY=<index> (either ONLY runs its own part only), GLOW_HC_TLS_BUDGET_MS (10 s by
+ * default; at least 100 scripts must have run).
  */
 import assert from 'node:assert/strict';
 import { createHash, type Hash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Duplex } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
+import { connect as tlsConnect } from 'node:tls';
 import { nativeRelay } from '../../src/proxy/native-relay.js';
 import type { RouteStats } from '../../src/proxy/metrics.js';
 import { MAX_RETAINED_BYTES } from '../../src/proxy/http-session.js';
 import { Proxy } from '../../src/proxy/proxy.js';
-import { group, listener, NONE, routes, stopAll, testLog, until, upstream } from './helpers.js';
+import { makeCa, makeCert, type Pem } from './certs.js';
+import { exposure, group, listener, NONE, routes, routesWith, stopAll, testLog, until, upstream } from './helpers.js';
 import { mulberry32 } from '../harness/prng.js';
 
 const SEED = Number(process.env['GLOW_HC_SEED'] ?? 0x4c0ffee5) >>> 0;
 const SCRIPTS = Number(process.env['GLOW_HC_SCRIPTS'] ?? 1000);
 const ONLY = process.env['GLOW_HC_ONLY'] ? Number(process.env['GLOW_HC_ONLY']) : null;
+/** The TLS part (see the file comment): how many scripts, one of them only, its time budget. */
+const TLS_SCRIPTS = Number(process.env['GLOW_HC_TLS_SCRIPTS'] ?? 300);
+const TLS_ONLY = process.env['GLOW_HC_TLS_ONLY'] ? Number(process.env['GLOW_HC_TLS_ONLY']) : null;
+const TLS_BUDGET_MS = Number(process.env['GLOW_HC_TLS_BUDGET_MS'] ?? 10_000);
 const VERBOSE = process.env['GLOW_HC_VERBOSE'] === '1';
 /** GLOW_HC_STRICT=1: also the scripts of the known differences, compared without tolerance (see the file comment). */
 const STRICT = process.env['GLOW_HC_STRICT'] === '1';
@@ -172,6 +208,8 @@ interface Script {
   /** The client half-closes after its last request. */
   readonly halfClose: boolean;
   readonly reqs: Req[];
+  /** The client connects over TLS of this version (the TLS part; plain TCP without). */
+  readonly tls?: TlsVersion;
 }
 
 const REASONS: Record<number, string> = { 200: 'OK', 201: 'Created', 404: 'Not Found', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable' };
@@ -280,7 +318,7 @@ function describeScript(s: Script): string {
     const cl = q.client.k === 'normal' ? '' : ` client:${q.client.k}${'frac' in q.client ? `@${q.client.frac.toFixed(2)}` : ''}`;
     return `r${i} ${q.method} ${q.framing}${q.framing === 'none' ? '' : ` ${q.size}B`}${q.close ? ' Connection:close' : ''} in ${q.pieces.cuts.length + 1}${cl} -> ${q.acts.map(act).join(' / ')}`;
   };
-  return `#${s.index} ${s.two ? 'two upstreams' : 'one upstream'}${s.pipelined ? ' pipelined' : ''}${s.halfClose ? ' half-close' : ''}\n      ${s.reqs.map(req).join('\n      ')}`;
+  return `#${s.index}${s.tls ? ` ${s.tls}` : ''} ${s.two ? 'two upstreams' : 'one upstream'}${s.pipelined ? ' pipelined' : ''}${s.halfClose ? ' half-close' : ''}\n      ${s.reqs.map(req).join('\n      ')}`;
 }
 
 // ---- encoding ----
@@ -300,7 +338,7 @@ const tagOf = (s: Script, i: number) => `s${s.index}r${i}`;
 
 function requestBytes(s: Script, i: number): { head: Buffer; body: Buffer } {
   const q = s.reqs[i]!;
-  let h = `${q.method} /${tagOf(s, i)}${q.extra ? `?q=${'x'.repeat(q.extra)}` : ''} HTTP/1.1\r\nHost: compare.test\r\nUser-Agent: http-compare\r\n`;
+  let h = `${q.method} /${tagOf(s, i)}${q.extra ? `?q=${'x'.repeat(q.extra)}` : ''} HTTP/1.1\r\nHost: ${HOST}\r\nUser-Agent: http-compare\r\n`;
   if (q.framing === 'cl') h += `Content-Length: ${q.size}\r\n`;
   if (q.framing === 'chunked') h += 'Transfer-Encoding: chunked\r\n';
   if (q.close) h += 'Connection: close\r\n';
@@ -432,8 +470,72 @@ interface Response {
   readonly close: boolean;
 }
 
+/** How a client connects over TLS: the CA it trusts, the one version it offers. */
+interface Transport {
+  readonly ca: string;
+  readonly version: TlsVersion;
+}
+
+type TlsVersion = 'TLSv1.2' | 'TLSv1.3';
+
+/** The server name (SNI) and Host of every request. */
+const HOST = 'compare.test';
+
+/**
+ * A client's TLS socket over its TCP socket `tcp`. TLS 1.3: the TLS socket reads and writes the TCP socket's handle
+ * itself, as any Node client does. TLS 1.2: through a stream between them that reads the TLS records the proxy
+ * sends (their 5-byte headers are in the clear in TLS 1.2, an encrypted alert's type too) and reports each one's
+ * type, so that the outcome can say whether the proxy sent an alert (its close_notify) before its end. It passes
+ * on the TCP socket's end, and pauses it while the TLS socket does not read (a slow reader stays one).
+ */
+function tlsOver(tcp: Socket, t: Transport, onRecord: (type: number) => void): Socket {
+  let under: Duplex = tcp;
+  if (t.version === 'TLSv1.2') {
+    let pending: Buffer = Buffer.alloc(0);
+    const tap = new Duplex({
+      allowHalfOpen: true,
+      read: () => void tcp.resume(),
+      // Once the TCP socket is reset, what the TLS socket still writes goes nowhere (as on a reset Node socket).
+      write: (chunk: Buffer, _enc, cb) => (tcp.destroyed ? cb() : void tcp.write(chunk, () => cb())),
+      final: (cb) => {
+        if (!tcp.destroyed) tcp.end();
+        cb();
+      },
+      destroy: (err, cb) => {
+        if (!tcp.destroyed) tcp.destroy();
+        cb(err);
+      },
+    });
+    tcp.on('data', (d: Buffer) => {
+      pending = pending.length ? Buffer.concat([pending, d]) : d;
+      while (pending.length >= 5 && pending.length >= 5 + pending.readUInt16BE(3)) {
+        onRecord(pending[0]!);
+        pending = pending.subarray(5 + pending.readUInt16BE(3));
+      }
+      if (!tap.push(d)) tcp.pause();
+    });
+    let ended = false;
+    tcp.on('end', () => {
+      ended = true;
+      tap.push(null);
+    });
+    // After a clean end the tap ends once the TLS socket has read it all (a slow reader may not have yet); a
+    // reset or an error takes it down at once, unread bytes with it (as a reset TCP socket's).
+    tcp.on('close', (hadError: boolean) => (hadError || !ended) && tap.destroy());
+    under = tap;
+  }
+  // Half-open as the TCP socket (or the tap) is: a TLS socket over a socket takes its allowHalfOpen.
+  const s = tlsConnect({ socket: under, servername: HOST, ca: t.ca, minVersion: t.version, maxVersion: t.version, ALPNProtocols: ['http/1.1'] });
+  assert.ok(s.allowHalfOpen);
+  return s;
+}
+
 class Client {
+  /** What the client reads and writes: its TCP socket, or its TLS socket over it. */
   readonly socket: Socket;
+  /** The TCP connection (the same as `socket` without TLS). */
+  private readonly tcp: Socket;
+  /** The end of stream came (over TLS: the TLS socket's, a close_notify or a FIN). */
   ended = false;
   closed = false;
   error: string | null = null;
@@ -441,12 +543,25 @@ class Client {
   private pending: Buffer = Buffer.alloc(0);
   /** Bytes after a complete response that start no response head. */
   extra = 0;
+  /** TLS 1.2: alert records received (null: not seen, on another transport). */
+  private alerts: number | null = null;
 
   constructor(
     port: number,
     private readonly methods: Method[],
+    transport: Transport | null = null,
   ) {
-    this.socket = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+    this.tcp = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+    if (transport?.version === 'TLSv1.2') this.alerts = 0;
+    // 21: an alert. After the handshake (the only alerts of a script's run) TLS 1.2 encrypts it but not its type.
+    this.socket = transport ? tlsOver(this.tcp, transport, (type) => type === 21 && this.alerts !== null && (this.alerts += 1)) : this.tcp;
+    if (transport) {
+      // An error of the TCP socket under the TLS one (its reset by the proxy, through the TLS 1.2 tap).
+      this.tcp.on('error', (e: NodeJS.ErrnoException) => {
+        this.error ??= e.code ?? e.message;
+        bus.changed();
+      });
+    }
     this.socket.on('data', (d: Buffer) => {
       this.data(d);
       bus.changed();
@@ -465,6 +580,12 @@ class Client {
       this.finishClose();
       bus.changed();
     });
+  }
+
+  /** Resets the connection (RST); over TLS, the TCP socket under the TLS one, which goes with it. */
+  reset(): void {
+    this.tcp.resetAndDestroy();
+    if (this.socket !== this.tcp) this.socket.destroy();
   }
 
   /** The response being read, if its head is in and its body is not complete. */
@@ -549,7 +670,8 @@ class Client {
   outcome(): string {
     const rs = this.responses.map((r, i) => `resp${i} [${show(r.head)}] body=${r.bodyBytes}:${r.hash.copy().digest('hex').slice(0, 10)}${r.complete ? '' : ' CUT'}`);
     const err = this.error === null ? 'ok' : this.error === 'ECONNRESET' || this.error === 'EPIPE' ? 'reset' : this.error;
-    return `${rs.join('\n        ')}${rs.length ? '\n        ' : ''}${this.extra ? `extra=${this.extra}B ` : ''}end: ${this.ended ? 'fin' : 'nofin'} ${err}${this.closed ? '' : ' OPEN'}`;
+    const alerts = this.alerts === null ? '' : ` alerts=${this.alerts}`;
+    return `${rs.join('\n        ')}${rs.length ? '\n        ' : ''}${this.extra ? `extra=${this.extra}B ` : ''}end: ${this.ended ? 'fin' : 'nofin'} ${err}${this.closed ? '' : ' OPEN'}${alerts}`;
   }
 }
 
@@ -692,6 +814,8 @@ interface Slot {
   /** Listener ports: a group of one upstream, of two. */
   readonly one: number;
   readonly two: number;
+  /** The listeners' (or TLS exposures') names, which the route's counters go by. */
+  readonly names: readonly [string, string];
 }
 
 interface PathUnderTest {
@@ -699,6 +823,8 @@ interface PathUnderTest {
   readonly proxy: Proxy;
   readonly ups: Upstreams;
   readonly slots: Slot[];
+  /** TLS exposures instead of listeners: the CA their certificate is signed by, which clients trust. */
+  readonly ca: string | null;
 }
 
 const SVC_ONE = 'svc:1';
@@ -716,7 +842,11 @@ async function freePorts(n: number): Promise<number[]> {
   return ports;
 }
 
-async function pathUnderTest(name: 'native' | 'portable', hosts: [string, string], ports: number[]): Promise<PathUnderTest> {
+/**
+ * A proxy with WORKERS slots of two ports each. `tls`: each port is an http exposure (the catch-all route of its
+ * port, as on a node) with that certificate, for HOST, instead of a listener.
+ */
+async function pathUnderTest(name: 'native' | 'portable', hosts: [string, string], ports: number[], tls: { ca: Pem; cert: Pem } | null = null): Promise<PathUnderTest> {
   const ups = await new Upstreams(hosts).listen();
   const proxy = new Proxy({
     log: testLog,
@@ -727,19 +857,28 @@ async function pathUnderTest(name: 'native' | 'portable', hosts: [string, string
   });
   const slots: Slot[] = [];
   const listeners = [];
+  const exposures = [];
   for (let w = 0; w < WORKERS; w++) {
-    const slot = { one: ports[2 * w]!, two: ports[2 * w + 1]! };
-    slots.push(slot);
-    listeners.push(listener(slot.one, 'http', [group(SVC_ONE, 'http', [upstream(hosts[0], ups.ports[0]!)], NONE)]));
-    listeners.push(listener(slot.two, 'http', [group(SVC_TWO, 'http', [upstream(hosts[0], ups.ports[0]!), upstream(hosts[1], ups.ports[1]!)], NONE)]));
+    const [one, two] = [ports[2 * w]!, ports[2 * w + 1]!];
+    const groups = [[group(SVC_ONE, 'http', [upstream(hosts[0], ups.ports[0]!)], NONE)], [group(SVC_TWO, 'http', [upstream(hosts[0], ups.ports[0]!), upstream(hosts[1], ups.ports[1]!)], NONE)]];
+    if (tls) {
+      const files = { cert: tls.cert.certPath, key: tls.cert.keyPath };
+      const names = [`tls${w}-one`, `tls${w}-two`] as const;
+      slots.push({ one, two, names });
+      // The policy of listener() (the exposure helper's is the same), so that only the transport differs.
+      exposures.push(exposure(names[0], one, 'http', groups[0]!, { tls: files }), exposure(names[1], two, 'http', groups[1]!, { tls: files }));
+    } else {
+      slots.push({ one, two, names: [String(one), String(two)] });
+      listeners.push(listener(one, 'http', groups[0]!), listener(two, 'http', groups[1]!));
+    }
   }
-  const r = await proxy.apply(routes(...listeners));
+  const r = await proxy.apply(tls ? routesWith([], exposures) : routes(...listeners));
   assert.deepEqual(r.failed, []);
-  return { name, proxy, ups, slots };
+  return { name, proxy, ups, slots, ca: tls ? tls.ca.cert : null };
 }
 
 function routeStats(p: PathUnderTest, slot: Slot): RouteStats[] {
-  return [p.proxy.metrics.route(String(slot.one), SVC_ONE), p.proxy.metrics.route(String(slot.two), SVC_TWO)];
+  return [p.proxy.metrics.route(slot.names[0], SVC_ONE), p.proxy.metrics.route(slot.names[1], SVC_TWO)];
 }
 
 function countersOf(st: RouteStats): Map<string, number> {
@@ -802,7 +941,7 @@ async function run(p: PathUnderTest, slot: Slot, s: Script): Promise<Outcome> {
   const notes: string[] = [];
   const stats = routeStats(p, slot);
   const before = stats.map(countersOf);
-  const c = new Client(s.two ? slot.two : slot.one, s.reqs.map((q) => q.method));
+  const c = new Client(s.two ? slot.two : slot.one, s.reqs.map((q) => q.method), p.ca !== null && s.tls ? { ca: p.ca, version: s.tls } : null);
   const enc = s.reqs.map((_, i) => requestBytes(s, i));
   let writer: Promise<void> | null = null;
   if (s.pipelined) {
@@ -825,7 +964,7 @@ async function run(p: PathUnderTest, slot: Slot, s: Script): Promise<Outcome> {
           await writePieces(c.socket, Buffer.concat([e.head, e.body.subarray(0, k)]), q.pieces);
           if (!(await bus.until(() => (p.ups.get(tag, 1)?.bodyBytes ?? -1) >= k || c.ended || c.closed))) notes.push(`stuck:reset-req r${i}`);
           const a = p.ups.get(tag, 1);
-          c.socket.resetAndDestroy();
+          c.reset();
           reset = true;
           if (a && !(await bus.until(() => a.conn.closed))) notes.push(`stuck:upstream-close r${i}`);
           break;
@@ -892,7 +1031,11 @@ async function run(p: PathUnderTest, slot: Slot, s: Script): Promise<Outcome> {
 }
 
 /** An outcome without what read-ahead decides (see Outcome). */
-const withoutReadAhead = (t: string) => t.replace(/end: \w+ \w+/, 'end: (fin or reset)').replace(/ in=\d+/g, ' in=(any)');
+const withoutReadAhead = (t: string) =>
+  t
+    .replace(/end: \w+ \w+/, 'end: (fin or reset)')
+    .replace(/ in=\d+/g, ' in=(any)')
+    .replace(/ alerts=\d+/, ' alerts=(any)');
 
 /** The upstream's act on one attempt; returns true when the client reset (the script is over). */
 async function perform(c: Client, s: Script, i: number, a: Attempt, act: Act, notes: string[]): Promise<boolean> {
@@ -948,7 +1091,7 @@ async function perform(c: Client, s: Script, i: number, a: Attempt, act: Act, no
         if (m !== null) {
           await writePieces(sock, Buffer.concat([head, body.subarray(0, m)]), act.reply.pieces);
           if (!(await clientHas(m))) notes.push(`stuck:reset-res r${i}`);
-          c.socket.resetAndDestroy();
+          c.reset();
           if (!(await bus.until(() => a.conn.closed))) notes.push(`stuck:upstream-close r${i}`);
           a.done = true;
           return true;
@@ -970,10 +1113,10 @@ async function perform(c: Client, s: Script, i: number, a: Attempt, act: Act, no
 
 // ---- the test ----
 
-/** What the run went through (from the native path's outcomes), printed at the end. */
-const seen = new Map<string, number>();
+/** What a run went through (from the native path's outcomes), printed at its end. */
+type Seen = Map<string, number>;
 
-function tally(t: string): void {
+function tally(seen: Seen, t: string): void {
   const add = (k: string, n = 1) => n > 0 && seen.set(k, (seen.get(k) ?? 0) + n);
   const count = (re: RegExp) => t.match(re)?.length ?? 0;
   for (const m of t.matchAll(/resp\d+ \[HTTP\/1\.[01] (\d{3})/g)) add(m[1]!);
@@ -984,10 +1127,71 @@ function tally(t: string): void {
   add('retried elsewhere', count(/other-upstream/g));
   add('killed mid-request', count(/killed there/g));
   add('closed by the proxy', count(/closed-by-proxy/g));
+  add('TLS 1.2 alert (close_notify)', [...t.matchAll(/ alerts=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0));
+}
+
+interface Paths {
+  readonly native: PathUnderTest;
+  readonly portable: PathUnderTest;
+}
+
+/**
+ * Runs `scripts` on both paths, WORKERS at a time, until the budget is spent (or 20 differences), and checks that
+ * nothing is left on either proxy but pooled upstream connections of the native one (the addon's connections are
+ * all of this process's native proxies: `others` are those still running besides p.native). Returns the
+ * differences (empty: none) and how many scripts ran.
+ */
+async function compare(label: string, p: Paths, scripts: Script[], budgetMs: number, others: PathUnderTest[] = []): Promise<{ diffs: string[]; done: number }> {
+  const { native: n, portable: q } = p;
+  const seen: Seen = new Map();
+  const diffs: string[] = [];
+  const t0 = Date.now();
+  let next = 0;
+  let done = 0;
+  let tolerated = 0;
+  const worker = async (w: number) => {
+    while (next < scripts.length && Date.now() - t0 < budgetMs && diffs.length < 20) {
+      const s = scripts[next++]!;
+      const [a, b] = await Promise.all([run(n, n.slots[w]!, s), run(q, q.slots[w]!, s)]);
+      done += 1;
+      const [x, y] = [a.text, b.text];
+      tally(seen, x);
+      const text = `${describeScript(s)}\n    native:\n      ${x}\n    portable:\n      ${y}`;
+      if (VERBOSE) console.log(text);
+      // A wait that gave up is a failure even when both paths gave up alike.
+      if (x.includes('\n      notes ') || y.includes('\n      notes ')) {
+        diffs.push(`${x === y ? 'stuck alike on both paths: ' : ''}${text}`);
+        continue;
+      }
+      if (x === y) continue;
+      if (!STRICT && a.readAhead && b.readAhead && withoutReadAhead(x) === withoutReadAhead(y)) tolerated += 1;
+      else diffs.push(text);
+    }
+  };
+  await Promise.all(Array.from({ length: WORKERS }, (_, w) => worker(w)));
+  const ms = Date.now() - t0;
+  // Nothing is held but pooled upstream connections (the proxies' sessions are gone).
+  await until('no session left on either proxy', () => sessions(n) === 0 && sessions(q) === 0, WAIT_MS).catch((e: Error) => diffs.push(`${e.message}: native ${sessions(n)}, portable ${sessions(q)}`));
+  const held = () => {
+    let [idle, busy] = [0, 0];
+    for (const x of [n, ...others]) {
+      const h = pooled(x);
+      idle += h.idle;
+      busy += h.busy;
+    }
+    return { open: nativeRelay()!.open, idle, busy };
+  };
+  await until('the addon holds only pooled upstream connections', () => held().busy === 0 && held().open === held().idle, WAIT_MS).catch(() => diffs.push(`the addon holds ${JSON.stringify(held())} (open should equal idle, busy 0)`));
+  console.log(`${label}: responses by status and events: ${[...seen].map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  console.log(`${label}: ${done} scripts on both paths in ${ms} ms; ${diffs.length} differences, ${tolerated} by read-ahead only (tolerated)`);
+  return { diffs, done };
 }
 
 const native = nativeRelay();
-let paths: { native: PathUnderTest; portable: PathUnderTest } | null = null;
+let paths: Paths | null = null;
+/** The TLS part's, while its test runs. */
+let tlsPaths: Paths | null = null;
+let tlsWork: string | null = null;
 
 before(async () => {
   if (!native) return;
@@ -999,53 +1203,25 @@ before(async () => {
 });
 
 after(async () => {
-  if (paths) {
-    for (const p of [paths.native, paths.portable]) {
+  for (const ps of [paths, tlsPaths]) {
+    if (!ps) continue;
+    for (const p of [ps.native, ps.portable]) {
       await p.proxy.stop(1000);
       await p.ups.close();
     }
   }
   await stopAll();
+  if (tlsWork) rmSync(tlsWork, { recursive: true, force: true });
 });
 
 describe('HTTP on the native data path against the portable one', () => {
-  test('random scripts: same bytes to the client and to the upstream, same ends, same counters', { timeout: 120_000, skip: native ? false : 'the native relay is not built' }, async () => {
+  const skip = native ? (TLS_ONLY !== null ? 'GLOW_HC_TLS_ONLY: the TLS part only' : false) : 'the native relay is not built';
+  test('random scripts: same bytes to the client and to the upstream, same ends, same counters', { timeout: 120_000, skip }, async () => {
     const { native: n, portable: q } = paths!;
     console.log(`http-compare: seed ${SEED} (GLOW_HC_SEED=${SEED} replays it), up to ${SCRIPTS} scripts`);
     const r = mulberry32(SEED);
     const scripts = Array.from({ length: SCRIPTS }, (_, i) => makeScript(r, i)).filter((x) => ONLY === null || x.index === ONLY);
-    const diffs: string[] = [];
-    const t0 = Date.now();
-    let next = 0;
-    let done = 0;
-    let tolerated = 0;
-    const worker = async (w: number) => {
-      while (next < scripts.length && Date.now() - t0 < TIME_BUDGET_MS && diffs.length < 20) {
-        const s = scripts[next++]!;
-        const [a, b] = await Promise.all([run(n, n.slots[w]!, s), run(q, q.slots[w]!, s)]);
-        done += 1;
-        const [x, y] = [a.text, b.text];
-        tally(x);
-        const text = `${describeScript(s)}\n    native:\n      ${x}\n    portable:\n      ${y}`;
-        if (VERBOSE) console.log(text);
-        // A wait that gave up is a failure even when both paths gave up alike.
-        if (x.includes('\n      notes ') || y.includes('\n      notes ')) {
-          diffs.push(`${x === y ? 'stuck alike on both paths: ' : ''}${text}`);
-          continue;
-        }
-        if (x === y) continue;
-        if (!STRICT && a.readAhead && b.readAhead && withoutReadAhead(x) === withoutReadAhead(y)) tolerated += 1;
-        else diffs.push(text);
-      }
-    };
-    await Promise.all(Array.from({ length: WORKERS }, (_, w) => worker(w)));
-    const ms = Date.now() - t0;
-    // Nothing is held but pooled upstream connections (the proxies' sessions are gone).
-    await until('no session left on either proxy', () => sessions(n) === 0 && sessions(q) === 0, WAIT_MS).catch((e: Error) => diffs.push(`${e.message}: native ${sessions(n)}, portable ${sessions(q)}`));
-    const held = () => ({ open: nativeRelay()!.open, ...pooled(n) });
-    await until('the addon holds only pooled upstream connections', () => held().busy === 0 && held().open === held().idle, WAIT_MS).catch(() => diffs.push(`the addon holds ${JSON.stringify(held())} (open should equal idle, busy 0)`));
-    console.log(`http-compare: responses by status and events: ${[...seen].map(([k, v]) => `${k} ${v}`).join(', ')}`);
-    console.log(`http-compare: ${done} scripts on both paths in ${ms} ms; ${diffs.length} differences, ${tolerated} by read-ahead only (tolerated)`);
+    const { diffs, done } = await compare('http-compare', paths!, scripts, TIME_BUDGET_MS);
     const replay = `GLOW_HC_SEED=${SEED}${STRICT ? ' GLOW_HC_STRICT=1' : ''} GLOW_HC_ONLY=<index> GLOW_HC_VERBOSE=1`;
     assert.equal(diffs.length, 0, `seed ${SEED}${STRICT ? ', strict' : ''} (${replay} replays one script): the paths differ:\n${diffs.slice(0, 10).join('\n')}`);
     assert.ok(ONLY !== null || done >= Math.min(SCRIPTS, 300), `only ${done} scripts ran within the time budget`);
@@ -1053,5 +1229,36 @@ describe('HTTP on the native data path against the portable one', () => {
     await n.proxy.stop(1000);
     await q.proxy.stop(1000);
     await until('the addon holds nothing once the proxies stopped', () => nativeRelay()!.open === 0, WAIT_MS);
+  });
+
+  const tlsSkip = native ? (ONLY !== null ? 'GLOW_HC_ONLY: the plain part only' : TLS_SCRIPTS <= 0 ? 'GLOW_HC_TLS_SCRIPTS=0' : false) : 'the native relay is not built';
+  test('random scripts over TLS (a TLS exposure on each path): the same comparison, no handshake failure', { timeout: 120_000, skip: tlsSkip }, async () => {
+    tlsWork = mkdtempSync(join(tmpdir(), 'glow-http-compare-'));
+    const ca = makeCa(tlsWork);
+    const cert = makeCert(tlsWork, ca, 'compare', [HOST]);
+    const ports = await freePorts(4 * WORKERS);
+    tlsPaths = {
+      native: await pathUnderTest('native', ['127.0.0.45', '127.0.0.46'], ports.slice(0, 2 * WORKERS), { ca, cert }),
+      portable: await pathUnderTest('portable', ['127.0.0.47', '127.0.0.48'], ports.slice(2 * WORKERS), { ca, cert }),
+    };
+    const { native: n, portable: q } = tlsPaths;
+    assert.ok(n.proxy.status().frontends.every((f) => f.tls && f.native) && q.proxy.status().frontends.every((f) => f.tls && !f.native), 'TLS frontends, natively on the native path only');
+    console.log(`http-compare TLS: seed ${SEED}, up to ${TLS_SCRIPTS} scripts (GLOW_HC_TLS_SCRIPTS), each over TLS 1.2 or 1.3`);
+    // A stream of its own: the plain part's scripts stay those of the seed whatever GLOW_HC_TLS_SCRIPTS says.
+    const r = mulberry32(SEED ^ 0x7153c0de);
+    const scripts = Array.from({ length: TLS_SCRIPTS }, (_, i): Script => ({ ...makeScript(r, i), tls: r() < 0.5 ? 'TLSv1.2' : 'TLSv1.3' })).filter((x) => TLS_ONLY === null || x.index === TLS_ONLY);
+    // The plain part's native proxy, if it is still up (its pooled connections are the addon's too).
+    const others = paths ? [paths.native] : [];
+    const { diffs, done } = await compare('http-compare TLS', tlsPaths, scripts, TLS_BUDGET_MS, others);
+    // Every script's handshake succeeded on both paths (a failure would have shown as a client error, too).
+    const failures = (p: PathUnderTest) => p.slots.flatMap((sl) => [sl.one, sl.two]).reduce((k, port) => k + p.proxy.metrics.frontend(`tcp 127.0.0.1:${port}`).tlsHandshakeFailures, 0);
+    const hs = { native: failures(n), portable: failures(q) };
+    const replay = `GLOW_HC_SEED=${SEED}${STRICT ? ' GLOW_HC_STRICT=1' : ''} GLOW_HC_TLS_ONLY=<index> GLOW_HC_VERBOSE=1`;
+    assert.deepEqual(hs, { native: 0, portable: 0 }, 'TLS handshake failures');
+    assert.equal(diffs.length, 0, `seed ${SEED}${STRICT ? ', strict' : ''}, TLS (${replay} replays one script): the paths differ:\n${diffs.slice(0, 10).join('\n')}`);
+    assert.ok(TLS_ONLY !== null || done >= Math.min(TLS_SCRIPTS, 100), `only ${done} TLS scripts ran within the time budget`);
+    await n.proxy.stop(1000);
+    await q.proxy.stop(1000);
+    await until('the addon holds nothing once the proxies stopped', () => nativeRelay()!.open === others.reduce((k, x) => k + pooled(x).idle, 0), WAIT_MS);
   });
 });
