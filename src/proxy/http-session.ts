@@ -775,6 +775,9 @@ export class HttpSession implements Session, UpstreamOwner {
     if (reusable) {
       c.idleSince = now();
       this.idleUp = c;
+      // Paused if the client's write of the last bytes returned false (its 'drain' resumes only `this.up`): an idle
+      // connection is read, for its next response and to notice the upstream's close.
+      c.socket.resume();
     } else c.destroy();
     this.resPhase = 'idle';
     this.req = null;

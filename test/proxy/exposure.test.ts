@@ -372,6 +372,24 @@ describe('tls exposures', () => {
     assert.equal(sample(text, 'glow_proxy_certificate_up', { exposure: 'mismatch', certificate: api.certPath }), 0);
   });
 
+  test('keep-alive over TLS with responses of 30 KB: each response on a reused upstream connection comes at once', async () => {
+    // A Node TLS socket's write of 16 KiB or more returns false even when it all went out: the upstream connection,
+    // paused by it, went back to the pool paused, and the next response on it waited for the response timeout.
+    const body = 'x'.repeat(30_000);
+    const a = await httpUpstream('127.0.0.2', (_req, res) => res.end(body));
+    const port = await freePort();
+    const g = [group('big:80', 'http', [upstream('127.0.0.2', a.port)], NONE)];
+    const policy = { balance: 'least-conn' as const, connectTimeoutMs: 1000, idleTimeoutMs: 60_000, responseTimeoutMs: 2000, retries: 0 };
+    await fx.proxy.apply(routesWith([], [exposure('big', port, 'http', g, { hosts: ['www.example.com'], tls: { cert: www.certPath, key: www.keyPath }, policy })]));
+    const open = tlsConnect({ host: '127.0.0.1', port, ca: ca.cert, servername: 'www.example.com' });
+    await new Promise((r) => open.once('secureConnect', r));
+    for (let i = 0; i < 3; i++) {
+      const r = await tlsRequest(port, null, 'www.example.com', '/', open);
+      assert.deepEqual([r.status, r.body.length], [200, body.length], `request ${i + 1}`);
+    }
+    open.destroy();
+  });
+
   test('redirect_http answers 308 to https on the plain port; a tcp exposure terminates TLS and logs its connections', async () => {
     const a = await httpUpstream('127.0.0.2', (_req, res) => res.end('www'));
     const echo = await lineEcho('127.0.0.3', 'echo');
