@@ -9,7 +9,7 @@
  *   backpressure and half-close. Per connection, JavaScript hears of it three times (accepted, connected or connect
  *   failed, closed). Nothing is called per chunk.
  * - stream sockets (an http port's connections, and HTTP upstream connections): JavaScript reads and writes them;
- *   see "stream sockets" below.
+ *   see "stream sockets" below. Those of an http port with certificates terminate TLS here; see "TLS".
  *
  * Events are batched: they are queued here and handed over once per loop iteration (the check phase), in one call,
  * through a Float64Array shared with JavaScript, and the bytes stream sockets read through a data area shared the
@@ -1111,14 +1111,14 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
   struct sockaddr_storage ss;
   int r = addr_of(env, argv[0], (int)num(env, argv[1]), &ss);
   if (r < 0) return throw_uv(env, r);
-  listener_t *l = calloc(1, sizeof *l);
-  if (!l) abort();
-  uv_tcp_init(g_loop, &l->tcp);
   int kind = (int)num(env, argv[3]);
   if (kind == L_TLS && !g_tls_base) {
     napi_throw_error(env, "EINVAL", "a TLS listener needs tlsbase() first");
     return NULL;
   }
+  listener_t *l = calloc(1, sizeof *l);
+  if (!l) abort();
+  uv_tcp_init(g_loop, &l->tcp);
   r = uv_tcp_bind(&l->tcp, (struct sockaddr *)&ss, 0);
   if (r == 0) r = uv_listen((uv_stream_t *)&l->tcp, (int)num(env, argv[2]), on_connection);
   if (r < 0) {
