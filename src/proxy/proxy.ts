@@ -26,7 +26,7 @@ import { ProxyMetrics, type CertificateView } from './metrics.js';
 import { DEFAULT_RETRY_BUDGET, RetryBudget, type RetryBudgetOptions } from './retry-budget.js';
 import { frontendsOf, readRoutesFile, type FrontendSpec, type RouteSpec } from './routes-file.js';
 import { chooseDataPath, nativeRelay, type DataPath } from './native-relay.js';
-import { HEAD_TIMEOUT_MS, nativeMode, TcpFrontend } from './tcp-frontend.js';
+import { HEAD_TIMEOUT_MS, nativeMode, TcpFrontend, TLS_HANDSHAKE_TIMEOUT_MS } from './tcp-frontend.js';
 import { UdpFrontend } from './udp-frontend.js';
 import { DEFAULT_EJECTION, type EjectionPolicy } from './upstream-health.js';
 import { UpstreamRegistry } from './upstream-registry.js';
@@ -47,6 +47,8 @@ export interface ProxyOptions {
   readonly certPollMs?: number;
   /** How long an HTTP client may take to send a request head once it began (default HEAD_TIMEOUT_MS, 10 s; then 408). */
   readonly headTimeoutMs?: number;
+  /** How long a client may take to complete its TLS handshake (default TLS_HANDSHAKE_TIMEOUT_MS; tests shorten it). */
+  readonly tlsHandshakeTimeoutMs?: number;
   /** The data path of plain TCP listeners (default: chooseDataPath(), from GLOW_PROXY_DATA_PATH; src/proxy/native-relay.ts). */
   readonly dataPath?: DataPath;
 }
@@ -75,6 +77,7 @@ export class Proxy {
   private readonly budgetOptions: RetryBudgetOptions;
   private readonly bindRetryMs: number;
   private readonly headTimeoutMs: number;
+  private readonly handshakeTimeoutMs: number;
   readonly dataPath: DataPath;
   private node = '';
   private appliedAt: string | null = null;
@@ -89,6 +92,7 @@ export class Proxy {
     this.budgetOptions = opts.retryBudget ?? DEFAULT_RETRY_BUDGET;
     this.bindRetryMs = opts.bindRetryMs ?? 2000;
     this.headTimeoutMs = opts.headTimeoutMs ?? HEAD_TIMEOUT_MS;
+    this.handshakeTimeoutMs = opts.tlsHandshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS;
     this.dataPath = opts.dataPath ?? chooseDataPath();
     this.registry = new UpstreamRegistry(opts.log, opts.ejection ?? DEFAULT_EJECTION, {
       onRetired: (u) => this.metrics.retireUpstream(u),
@@ -199,7 +203,7 @@ export class Proxy {
   }
 
   private create(spec: FrontendSpec, routes: LiveRoute[]): Frontend {
-    return spec.transport === 'udp' ? new UdpFrontend(spec, routes, this.log) : new TcpFrontend(spec, routes, this.log, this.metrics.frontend(spec.key), this.headTimeoutMs, this.dataPath);
+    return spec.transport === 'udp' ? new UdpFrontend(spec, routes, this.log) : new TcpFrontend(spec, routes, this.log, this.metrics.frontend(spec.key), this.headTimeoutMs, this.dataPath, this.handshakeTimeoutMs);
   }
 
   /** Every (exposure, certificate) served now, for the metrics. */

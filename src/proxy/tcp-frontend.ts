@@ -94,6 +94,7 @@ export class TcpFrontend implements RouteSource, NativeListenerOwner {
     readonly stats: FrontendStats,
     readonly headTimeoutMs: number = HEAD_TIMEOUT_MS,
     path: DataPath = 'portable',
+    private readonly handshakeTimeoutMs: number = TLS_HANDSHAKE_TIMEOUT_MS,
   ) {
     this.key = spec.key;
     this.mode = nativeMode(spec, path);
@@ -220,7 +221,7 @@ export class TcpFrontend implements RouteSource, NativeListenerOwner {
       this.stats.tlsHandshakeFailures += 1;
       t.destroy();
     };
-    t.setTimeout(TLS_HANDSHAKE_TIMEOUT_MS, failed);
+    t.setTimeout(this.handshakeTimeoutMs, failed);
     t.on('error', failed);
     t.once('close', failed);
     t.once('secure', () => {
@@ -242,7 +243,7 @@ export class TcpFrontend implements RouteSource, NativeListenerOwner {
       this.stats.tlsHandshakeFailures += 1;
       s.destroy();
     };
-    s.setTimeout(TLS_HANDSHAKE_TIMEOUT_MS);
+    s.setTimeout(this.handshakeTimeoutMs);
     s.on('timeout', failed);
     s.on('error', failed);
     s.on('end', failed);

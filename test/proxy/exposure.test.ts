@@ -15,8 +15,9 @@ import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type { AccessRecord } from '../../src/proxy/access-log.js';
+import { Proxy } from '../../src/proxy/proxy.js';
 import { makeCa, makeCert, type Pem } from './certs.js';
-import { exposure, freePort, group, httpGet, httpUpstream, lineEcho, NONE, proxyUnderTest, raw, routesWith, sample, until, upstream } from './helpers.js';
+import { exposure, freePort, group, httpGet, httpUpstream, lineEcho, NONE, proxyUnderTest, raw, routesWith, sample, testLog, until, upstream } from './helpers.js';
 
 const access: AccessRecord[] = [];
 let ca: Pem;
@@ -388,6 +389,26 @@ describe('tls exposures', () => {
       assert.deepEqual([r.status, r.body.length], [200, body.length], `request ${i + 1}`);
     }
     open.destroy();
+  });
+
+  test('a client that connects and never finishes its handshake is closed at the handshake timeout, and counted', async () => {
+    const own = new Proxy({ log: testLog, tlsHandshakeTimeoutMs: 300 });
+    try {
+      const port = await freePort();
+      const g = [group('www:80', 'http', [upstream('127.0.0.2', 9)], NONE)];
+      await own.apply(routesWith([], [exposure('www', port, 'http', g, { hosts: ['www.example.com'], tls: { cert: www.certPath, key: www.keyPath } })]));
+      // One that sends nothing, one that stops half-way through its hello.
+      for (const first of ['', '\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03']) {
+        const s = netConnect({ host: '127.0.0.1', port });
+        s.on('error', () => {}); // a reset is a close too
+        s.on('connect', () => first && s.write(Buffer.from(first, 'latin1')));
+        s.resume();
+        await new Promise<void>((resolve) => s.once('close', () => resolve()));
+      }
+      assert.equal(own.metrics.frontend(`tcp 127.0.0.1:${port}`).tlsHandshakeFailures, 2);
+    } finally {
+      await own.stop(1000);
+    }
   });
 
   test('redirect_http answers 308 to https on the plain port; a tcp exposure terminates TLS and logs its connections', async () => {
