@@ -917,7 +917,7 @@ static void tread_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
     sock_activity(s);
     BIO_write(SSL_get_rbio(s->ssl), buf->base, (int)nread);
     tls_pump(s);
-    data_room(); /* what it decrypted, or a hello's name, took some */
+    data_room(); /* a hello's name took some (tls_pump keeps room after what it decrypts) */
   } else if (nread == UV_EOF) {
     sock_eof(s);
   } else if (nread < 0) {

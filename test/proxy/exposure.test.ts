@@ -403,7 +403,14 @@ describe('tls exposures', () => {
         s.on('error', () => {}); // a reset is a close too
         s.on('connect', () => first && s.write(Buffer.from(first, 'latin1')));
         s.resume();
-        await new Promise<void>((resolve) => s.once('close', () => resolve()));
+        // Bounded: a handshake timeout that never fires fails here, not at the test runner's timeout.
+        await new Promise<void>((resolve, reject) => {
+          const t = setTimeout(() => reject(new Error('the proxy kept a connection past its handshake timeout')), 5000);
+          s.once('close', () => {
+            clearTimeout(t);
+            resolve();
+          });
+        });
       }
       assert.equal(own.metrics.frontend(`tcp 127.0.0.1:${port}`).tlsHandshakeFailures, 2);
     } finally {
